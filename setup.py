@@ -1,0 +1,48 @@
+"""Installation of ase-negnn: self-supervised atomic representations and NEGNNs for ASE."""
+
+from pathlib import Path
+
+from setuptools import setup
+
+here = Path(__file__).parent
+readme = (here / "README.md").read_text(encoding="utf-8") if (here / "README.md").exists() else ""
+
+setup(
+    name="ase-negnn",
+    version="0.1.0",
+    description="Self-supervised atomic representations (SSAR/SSMR) and node-embedding GNNs for ASE",
+    long_description=readme,
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=["ase_negnn", "ase_negnn.plugins"],
+    package_dir={"ase_negnn": "ase_negnn", "ase_negnn.plugins": "plugins"},
+    package_data={
+        "ase_negnn": ["py.typed", "data/*.json", "data/*.md", "data/*.extxyz", "pretrained/*/*.pt", "pretrained/*/*.json"],
+    },
+    include_package_data=True,
+    install_requires=[
+        "torch>=2.4",
+        "torch-geometric>=2.6",
+        "matgl>=4.1",
+        "lightning>=2.4",
+        "ase>=3.26",
+        "pymatgen>=2024.1",
+        "phonopy>=2.26",
+        "click>=8.1",
+        "numpy>=1.26",
+        "scikit-learn>=1.4",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "matplotlib>=3.8"],
+    },
+    entry_points={
+        "console_scripts": ["ase-negnn = ase_negnn.cli:cli"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Chemistry",
+        "Topic :: Scientific/Engineering :: Physics",
+    ],
+)
