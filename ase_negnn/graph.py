@@ -1,0 +1,221 @@
+"""Structure → crystal graph (PyG ``Data``): the only module that knows the graph backend.
+
+Neighbours come from pymatgen's ``find_points_in_spheres`` (the Cython cell-list search matgl uses). Measured on
+300 mp36k structures at 8 Å on this project's 2-core CPU: 0.14 ms/structure, against 1.1 ms for vesin and ≈ 80 ms
+for ``ase.neighborlist`` — see ``benchmarks/graph_neighbors.py``.
+
+A graph holds what a model needs to recompute distances differentiably (positions, cell, integer image
+shifts), so forces and stress can later come from autograd; distances themselves are recomputed in the model.
+Edges are directed ``neighbour → centre`` (``edge_index[0]`` = source/neighbour, ``edge_index[1]`` = centre),
+PyG's ``source_to_target`` convention, so messages aggregate on the centre atom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from ase import Atoms
+from torch_geometric.data import Data
+
+from .elements import check_numbers
+
+__all__ = ["MIN_DISTANCE", "GraphSettings", "CrystalGraphConverter", "edge_vectors", "to_atoms"]
+
+#: Two atoms closer than this (Å) are rejected as overlapping.
+MIN_DISTANCE = 0.1
+#: Neighbours within this distance (Å) of the k-th nearest are kept too, so ties never depend on atom order.
+TIE_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    """Crystal-graph settings (the paper's defaults).
+
+    Parameters
+    ----------
+    cutoff : float
+        Neighbour search radius in Å.
+    max_neighbors : int or None
+        Keep at most this many nearest neighbours per atom (plus any tied with the last one, within
+        ``TIE_TOLERANCE``); ``None`` keeps every neighbour within the cutoff.
+    """
+
+    cutoff: float = 8.0
+    max_neighbors: int | None = 12
+
+    def __post_init__(self):
+        if not np.isfinite(self.cutoff) or self.cutoff <= 0:
+            raise ValueError(f"cutoff must be a positive number of Å, got {self.cutoff!r}")
+        if self.max_neighbors is not None and int(self.max_neighbors) < 1:
+            raise ValueError(f"max_neighbors must be >= 1 or None, got {self.max_neighbors!r}")
+
+    def todict(self) -> dict:
+        """Plain-dict form, used to tag graph caches and saved models."""
+        return asdict(self)
+
+
+def to_atoms(structure) -> Atoms:
+    """Return an ASE ``Atoms`` for an ``Atoms`` or a pymatgen ``Structure``/``Molecule``."""
+    if isinstance(structure, Atoms):
+        return structure
+    try:
+        from pymatgen.core import Molecule, Structure
+    except ImportError:  # pragma: no cover - pymatgen is a dependency
+        Structure = Molecule = ()
+    if isinstance(structure, (Structure, Molecule)):
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        return AseAtomsAdaptor.get_atoms(structure)
+    raise TypeError(
+        f"expected ase.Atoms or pymatgen Structure/Molecule, got {type(structure).__name__}"
+    )
+
+
+def _search_cell(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
+    """Cell for the neighbour search: the real cell along periodic directions, completed elsewhere."""
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    cell = atoms.cell
+    lengths = cell.lengths()
+    for axis in np.flatnonzero(pbc):
+        if lengths[axis] < 1e-8:
+            raise ValueError(
+                f"periodic direction {axis} has a zero-length cell vector; set a cell or pbc=False there"
+            )
+    if pbc.any():
+        periodic = cell.array[pbc]
+        if np.linalg.matrix_rank(periodic, tol=1e-8) < pbc.sum():
+            raise ValueError(f"the periodic cell vectors are linearly dependent (cell volume 0): {cell.array.tolist()}")
+    # Non-periodic directions get orthogonal unit vectors: pymatgen then makes no images along them.
+    search = cell.array.copy()
+    search[~pbc] = 0.0
+    search = np.asarray(type(cell)(search).complete(), dtype=float)
+    return np.ascontiguousarray(search), pbc
+
+
+class CrystalGraphConverter:
+    """Turn structures into crystal graphs.
+
+    Parameters
+    ----------
+    cutoff : float, default 8.0
+        Neighbour radius in Å.
+    max_neighbors : int or None, default 12
+        Nearest neighbours kept per atom (ties with the last kept one are kept too); ``None`` = all.
+
+    Notes
+    -----
+    An atom with no neighbour inside the cutoff (an isolated atom, a dilute gas) gets no edges: its
+    embedding is then the element's, transformed by the layers without messages. That is a documented
+    result, not an error. Structures with any periodic direction shorter than the cutoff get periodic
+    images as neighbours, including images of the atom itself.
+    """
+
+    def __init__(self, cutoff: float = 8.0, max_neighbors: int | None = 12):
+        self.settings = GraphSettings(float(cutoff), None if max_neighbors is None else int(max_neighbors))
+
+    @property
+    def cutoff(self) -> float:
+        return self.settings.cutoff
+
+    @property
+    def max_neighbors(self) -> int | None:
+        return self.settings.max_neighbors
+
+    def __repr__(self) -> str:
+        return f"CrystalGraphConverter(cutoff={self.cutoff}, max_neighbors={self.max_neighbors})"
+
+    def neighbors(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Neighbour list of one validated structure.
+
+        Returns
+        -------
+        centers, neighbors : numpy.ndarray of int64
+            Index of the centre atom and of its neighbour.
+        shifts : numpy.ndarray of float64, shape (E, 3)
+            Integer cell shift of the neighbour image (zero along non-periodic directions).
+        distances : numpy.ndarray of float64
+            Distances in Å, sorted ascending within each centre.
+        """
+        from pymatgen.optimization.neighbors import find_points_in_spheres
+
+        search_cell, pbc = _search_cell(atoms)
+        pos = np.ascontiguousarray(atoms.positions, dtype=float)
+        centers, nbrs, shifts, dists = find_points_in_spheres(
+            pos, pos, self.cutoff, pbc.astype(np.int64), search_cell, 1e-8
+        )
+        centers = centers.astype(np.int64)
+        nbrs = nbrs.astype(np.int64)
+        shifts = np.asarray(shifts, dtype=float).reshape(-1, 3)
+        self_pair = (centers == nbrs) & ~shifts.any(axis=1)
+        if (dists[~self_pair] < MIN_DISTANCE).any():
+            bad = np.flatnonzero(~self_pair & (dists < MIN_DISTANCE))[0]
+            raise ValueError(
+                f"atoms {centers[bad]} and {nbrs[bad]} overlap (distance {dists[bad]:.3g} Å < {MIN_DISTANCE} Å)"
+            )
+        keep = ~self_pair
+        centers, nbrs, shifts, dists = centers[keep], nbrs[keep], shifts[keep], dists[keep]
+        # Sort by centre then distance; neighbour index and shift break exact ties deterministically.
+        order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], nbrs, dists, centers))
+        centers, nbrs, shifts, dists = centers[order], nbrs[order], shifts[order], dists[order]
+        k = self.max_neighbors
+        if k is not None and len(centers):
+            counts = np.bincount(centers, minlength=len(atoms))
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            rank = np.arange(len(centers)) - starts[centers]
+            kth = np.full(len(atoms), np.inf)
+            has_k = counts > k
+            kth[has_k] = dists[starts[has_k] + k - 1]
+            keep = (rank < k) | (dists <= kth[centers] + TIE_TOLERANCE)
+            centers, nbrs, shifts, dists = centers[keep], nbrs[keep], shifts[keep], dists[keep]
+        return centers, nbrs, shifts, dists
+
+    def validate(self, structure) -> Atoms:
+        """Return the structure as validated ``Atoms``; raise ``ValueError`` naming any problem."""
+        atoms = to_atoms(structure)
+        if len(atoms) == 0:
+            raise ValueError("empty structure: it has no atoms")
+        check_numbers(atoms.numbers)
+        if not np.isfinite(atoms.positions).all():
+            bad = np.flatnonzero(~np.isfinite(atoms.positions).all(axis=1))
+            raise ValueError(f"non-finite (NaN/inf) positions for atom(s) {bad[:10].tolist()}")
+        if not np.isfinite(atoms.cell.array).all():
+            raise ValueError("the cell contains NaN/inf")
+        return atoms
+
+    def __call__(self, structure) -> Data:
+        """Convert one ``Atoms``/``Structure`` to a PyG ``Data`` graph.
+
+        The graph has ``z`` (N,) atomic numbers, ``pos`` (N, 3) Å, ``cell`` (1, 3, 3) Å (zero rows along
+        non-periodic directions are kept as given), ``edge_index`` (2, E), ``edge_shift`` (E, 3) integer
+        image shifts and ``num_nodes``.
+        """
+        atoms = self.validate(structure)
+        centers, nbrs, shifts, _ = self.neighbors(atoms)
+        return Data(
+            z=torch.from_numpy(atoms.numbers.astype(np.int64)),
+            pos=torch.tensor(atoms.positions, dtype=torch.float32),
+            cell=torch.tensor(np.asarray(atoms.cell.array), dtype=torch.float32).unsqueeze(0),
+            edge_index=torch.from_numpy(np.stack([nbrs, centers])),
+            edge_shift=torch.tensor(shifts, dtype=torch.float32),
+            num_nodes=len(atoms),
+        )
+
+    def convert_many(self, structures, progress: bool = False) -> list[Data]:
+        """Convert a sequence of structures, optionally with a progress bar."""
+        from tqdm.auto import tqdm
+
+        return [self(s) for s in tqdm(structures, disable=not progress, desc="graphs", unit="struct")]
+
+
+def edge_vectors(data) -> torch.Tensor:
+    """Edge vectors ``r_neighbour + shift·cell − r_centre`` (Å) of a graph or batch, differentiable in pos/cell."""
+    src, dst = data.edge_index
+    batch = getattr(data, "batch", None)
+    if batch is None:
+        cell = data.cell[0].expand(src.shape[0], 3, 3) if src.numel() else data.cell.new_zeros((0, 3, 3))
+    else:
+        cell = data.cell[batch[dst]]
+    offsets = torch.bmm(data.edge_shift.unsqueeze(1).to(cell.dtype), cell).squeeze(1)
+    return data.pos[src] + offsets - data.pos[dst]
