@@ -1,0 +1,179 @@
+"""CGCNN-style crystal-graph encoder returning every layer's node embeddings (the SSAR of Kong et al.)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from matgl.utils.io import IOMixIn
+from torch import nn
+from torch_geometric.nn import CGConv
+
+from .elements import element_features
+from .graph import CrystalGraphConverter, edge_vectors
+
+__all__ = ["CGCNNEncoder", "GaussianExpansion", "save_atomic"]
+
+
+class GaussianExpansion(nn.Module):
+    """CGCNN Gaussian distance expansion ``exp(-(d - μ_k)² / σ²)`` with centres ``μ_k = k·step``.
+
+    Parameters
+    ----------
+    dmin, dmax, step : float
+        Centres from ``dmin`` to ``dmax`` (inclusive) in Å; 0, 8, 0.2 gives CGCNN's 41 features.
+    width : float or None
+        Gaussian width σ in Å; defaults to ``step`` as in CGCNN.
+    """
+
+    def __init__(self, dmin: float = 0.0, dmax: float = 8.0, step: float = 0.2, width: float | None = None):
+        super().__init__()
+        n = int(round((dmax - dmin) / step)) + 1
+        self.register_buffer("centers", torch.linspace(dmin, dmin + (n - 1) * step, n), persistent=False)
+        self.dmin, self.step = dmin, step
+        self.width = step if width is None else width
+
+    @property
+    def n_features(self) -> int:
+        return int(self.centers.numel())
+
+    def forward(self, distances: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-((distances.unsqueeze(-1) - self.centers) ** 2) / self.width**2)
+
+    def bin_index(self, distances: torch.Tensor) -> torch.Tensor:
+        """Index of the nearest centre (the argmax of the expansion): the SSL distance-bin label."""
+        idx = torch.round((distances - self.dmin) / self.step).long()
+        return idx.clamp_(0, self.n_features - 1)
+
+
+class CGCNNEncoder(nn.Module, IOMixIn):
+    """Crystal-graph encoder: element embedding → ``n_layers`` CGConv + BatchNorm layers.
+
+    The architecture follows the SSAR authors' encoder (Kong et al. 2024): a linear embedding of the
+    92-dim CGCNN element vector (layer 0), a linear embedding of the Gaussian-expanded distance, then
+    PyG ``CGConv`` layers (residual, sum aggregation) each followed by ``BatchNorm1d`` and ReLU (no ReLU
+    after the last layer).
+
+    Parameters
+    ----------
+    n_layers : int
+        Number of graph-convolution layers (the paper uses 5).
+    width : int
+        Embedding width (64 in the paper).
+    cutoff : float
+        Graph cutoff in Å (also the largest Gaussian centre).
+    max_neighbors : int or None
+        Nearest neighbours per atom in the graph.
+    gaussian_step : float
+        Spacing of the Gaussian centres in Å (0.2 → 41 features for 8 Å).
+
+    Notes
+    -----
+    ``forward`` returns a list of ``n_layers + 1`` tensors of shape ``(n_atoms, width)``; index ``l`` is the
+    SSAR of layer ``l``. The encoder is saved with matgl's ``IOMixIn`` (``model.pt``, ``state.pt``,
+    ``model.json``), so ``matgl.load_model(path)`` and :meth:`load` both restore it with
+    ``torch.load(weights_only=True)``.
+    """
+
+    __version__ = 1
+
+    def __init__(
+        self,
+        n_layers: int = 5,
+        width: int = 64,
+        cutoff: float = 8.0,
+        max_neighbors: int | None = 12,
+        gaussian_step: float = 0.2,
+    ):
+        super().__init__()
+        self.save_args(locals())
+        if int(n_layers) < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers!r}")
+        if int(width) < 1:
+            raise ValueError(f"width must be >= 1, got {width!r}")
+        self.n_layers, self.width = int(n_layers), int(width)
+        self.cutoff, self.max_neighbors = float(cutoff), max_neighbors
+        self.register_buffer("element_table", torch.from_numpy(element_features().copy()), persistent=False)
+        self.expansion = GaussianExpansion(0.0, self.cutoff, gaussian_step)
+        self.node_embedding = nn.Linear(self.element_table.shape[1], self.width)
+        self.edge_embedding = nn.Linear(self.expansion.n_features, self.width)
+        self.convs = nn.ModuleList(
+            [CGConv(self.width, dim=self.width, aggr="add", batch_norm=False) for _ in range(self.n_layers)]
+        )
+        self.norms = nn.ModuleList([nn.BatchNorm1d(self.width) for _ in range(self.n_layers)])
+
+    @property
+    def n_features_per_layer(self) -> int:
+        return self.width
+
+    def graph_converter(self) -> CrystalGraphConverter:
+        """The structure → graph converter matching this encoder's cutoff and neighbour count."""
+        return CrystalGraphConverter(self.cutoff, self.max_neighbors)
+
+    def edge_distances(self, data) -> torch.Tensor:
+        """Edge lengths (Å) of a graph/batch, recomputed from positions (differentiable)."""
+        return edge_vectors(data).norm(dim=-1)
+
+    def forward(self, data, node_mask: torch.Tensor | None = None, edge_mask: torch.Tensor | None = None):
+        """Embed a graph or batch.
+
+        Parameters
+        ----------
+        data : torch_geometric.data.Data or Batch
+            Graph(s) from :class:`~ase_negnn.graph.CrystalGraphConverter`.
+        node_mask, edge_mask : torch.Tensor of bool, optional
+            Atoms whose element vector, and edges whose distance features, are replaced by zeros
+            (self-supervised masking).
+
+        Returns
+        -------
+        list of torch.Tensor
+            ``n_layers + 1`` node-embedding tensors of shape ``(n_atoms, width)``.
+        """
+        x = self.element_table[data.z]
+        if node_mask is not None:
+            x = x.masked_fill(node_mask.unsqueeze(-1), 0.0)
+        e = self.expansion(self.edge_distances(data))
+        if edge_mask is not None:
+            e = e.masked_fill(edge_mask.unsqueeze(-1), 0.0)
+        h = self.node_embedding(x)
+        e = self.edge_embedding(e)
+        layers = [h]
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            h = norm(conv(h, data.edge_index, e))
+            if i < self.n_layers - 1:
+                h = F.relu(h)
+            layers.append(h)
+        return layers
+
+    def save(self, path: str | Path = ".", metadata: dict | None = None, makedirs: bool = True):
+        """Save atomically (matgl layout: ``model.pt``, ``state.pt``, ``model.json``) into directory ``path``."""
+        save_atomic(self, path, metadata)
+
+
+def save_atomic(model: IOMixIn, path: str | Path, metadata: dict | None = None) -> Path:
+    """Write a matgl-format model directory atomically: into a sibling temp dir, then rename over ``path``.
+
+    A reader never sees half a model: either the old directory or the complete new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        IOMixIn.save(model, tmp, metadata=metadata, makedirs=False)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / "m")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
