@@ -1,0 +1,117 @@
+"""Command-line interface ``ase-negnn`` (click); commands parse input and call the library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ase-negnn")
+def cli():
+    """Self-supervised atomic representations (SSAR/SSMR) and NEGNN models for ASE."""
+
+
+@cli.command()
+@click.option("--data", "data", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Structures: any ASE-readable file (extxyz, CIF, …, also .gz/.xz), a directory of CIFs, or an ASE db.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run directory (checkpoints, metrics.csv, encoder/, card.json).")
+@click.option("--objective", type=click.Choice(["predictive", "contrastive"]), default="predictive", show_default=True,
+              help="predictive: masked group/period + distance bin; contrastive: two augmented views, NT-Xent.")
+@click.option("--atom-target", type=click.Choice(["group_period", "element_vector"]), default="group_period",
+              show_default=True, help="Atom head of the predictive objective.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Number of epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Structures per batch.")
+@click.option("--layers", type=click.IntRange(min=1), default=5, show_default=True, help="Graph-convolution layers.")
+@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True, help="Embedding width.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam learning rate (cosine decay).")
+@click.option("--mask-rate", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.15, show_default=True,
+              help="Fraction of atoms masked per structure.")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+              show_default=True, help="Held-out fraction for validation metrics.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (split, init, masks).")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.ckpt.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Graph cache directory [default: OUT/cache].")
+@click.option("--accelerator", default="auto", show_default=True, help="Lightning accelerator (cpu, gpu, auto).")
+@click.option("--devices", default="auto", show_default=True, help="Lightning devices (e.g. 4 for four GPUs).")
+@click.option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True, help="Nodes for multi-node DDP.")
+@click.option("--strategy", default="auto", show_default=True, help="Lightning strategy (auto, ddp, …).")
+@click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader workers.")
+@click.option("--max-structures", type=click.IntRange(min=2), default=None, help="Use only the first N structures (trials).")
+@click.option("--no-progress", is_flag=True, help="Disable progress bars.")
+def pretrain(data, out, objective, atom_target, epochs, batch_size, layers, width, lr, mask_rate, val_fraction, seed,
+             resume, cache_dir, accelerator, devices, num_nodes, strategy, num_workers, max_structures, no_progress):
+    """Pretrain an encoder without labels (Kong et al. SSL) and export it to OUT/encoder.
+
+    \b
+    Example:
+      ase-negnn pretrain --data mp36k.extxyz --out runs/pred --epochs 15
+      ase-negnn pretrain --data mp36k.extxyz --out runs/pred --epochs 15 --resume
+    Several GPUs / nodes (Lightning DDP):
+      ase-negnn pretrain --data mp.extxyz --out runs/ddp --accelerator gpu --devices 4 --strategy ddp
+    """
+    from .pretrain import pretrain as run
+
+    devices = int(devices) if str(devices).isdigit() else devices
+    try:
+        path = run(data, out, objective=objective, epochs=epochs, batch_size=batch_size, layers=layers, width=width,
+                   lr=lr, mask_rate=mask_rate, atom_target=atom_target, val_fraction=val_fraction, seed=seed,
+                   resume=resume, cache_dir=cache_dir, accelerator=accelerator, devices=devices,
+                   num_nodes=num_nodes, strategy=strategy, num_workers=num_workers, progress=not no_progress,
+                   max_structures=max_structures)
+    except (FileNotFoundError, FileExistsError, ValueError) as ex:
+        raise click.ClickException(str(ex)) from ex
+    click.echo(f"encoder written to {path}")
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Output file: .npy (array) or .csv (with id, and atom columns for --pooling none).")
+@click.option("--layers", default="all", show_default=True,
+              help="Layers: 'all', a digit string like '012', a range '0-5', a list '0,2,5' or one index.")
+@click.option("--pooling", type=click.Choice(["mean", "sum", "none"]), default="mean", show_default=True,
+              help="SSMR pooling over atoms; 'none' writes per-atom SSAR rows.")
+@click.option("--model", default="default", show_default=True, help="Bundled encoder name or saved encoder directory.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Structures per batch.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda).")
+@click.option("--no-progress", is_flag=True, help="Disable the progress bar.")
+def embed(input_path, out, layers, pooling, model, batch_size, device, no_progress):
+    """Write SSMR (per structure) or SSAR (per atom, --pooling none) descriptors of INPUT.
+
+    \b
+    INPUT is any ASE-readable file, a directory of CIFs or an ASE database.
+    Example:
+      ase-negnn embed structures.extxyz --layers 0-5 --pooling mean --out ssmr.npy
+      ase-negnn embed cifs/ --layers 3 --pooling none --out ssar.csv
+    """
+    from .data import read_structures
+    from .descriptor import SSAR, SSMR
+    from .io import structure_ids, write_table
+
+    if out.suffix.lower() not in (".npy", ".csv"):
+        raise click.BadParameter(f"--out must end in .npy or .csv, got {out.name!r}", param_hint="--out")
+    try:
+        images = read_structures(input_path)
+        ids = structure_ids(images)
+        if pooling == "none":
+            desc = SSAR(layers, model, batch_size=batch_size, device=device)
+            per_atom = desc.create(images, progress=not no_progress)
+            values = np.concatenate(per_atom)
+            index = [(ids[i], j, atoms[j].symbol) for i, atoms in enumerate(images) for j in range(len(atoms))]
+            write_table(out, values, desc.feature_labels(), index, ("id", "atom_index", "symbol"))
+        else:
+            desc = SSMR(layers, model, pooling=pooling, batch_size=batch_size, device=device)
+            values = desc.create(images, progress=not no_progress)
+            write_table(out, values, desc.feature_labels(), [(i,) for i in ids], ("id",))
+    except (FileNotFoundError, ValueError, TypeError) as ex:
+        raise click.ClickException(str(ex)) from ex
+    click.echo(f"wrote {values.shape[0]} x {values.shape[1]} descriptors to {out}")
+
+
+def main():  # pragma: no cover
+    cli()

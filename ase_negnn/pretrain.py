@@ -1,0 +1,232 @@
+"""Self-supervised pretraining run: data → cached graphs → Lightning ``Trainer`` → exported encoder + card."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import Subset
+from torch_geometric.loader import DataLoader
+
+from .data import load_graph_dataset, split_indices
+from .encoder import CGCNNEncoder
+from .ssl import SSLPretrainer
+
+__all__ = ["pretrain", "MetricsCSV", "EncoderExport", "write_json_atomic"]
+
+logger = logging.getLogger(__name__)
+
+
+def write_json_atomic(obj, path: str | Path) -> None:
+    """Write JSON to a temp file in the same directory, then rename over ``path``."""
+    _write_text_atomic(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", path)
+
+
+def _write_text_atomic(text: str, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class MetricsCSV(L.Callback):
+    """One CSV row per epoch (train/val losses and accuracies, learning rate, wall time), rewritten atomically.
+
+    Rows of epochs at or after the current one are replaced, so a run resumed from an earlier checkpoint
+    never leaves duplicate or stale rows (Lightning's ``CSVLogger`` deletes the old file on restart instead).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._t0 = None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        row = {"epoch": trainer.current_epoch}
+        for k, v in sorted(trainer.callback_metrics.items()):
+            if k.startswith(("train_", "val_")):
+                row[k] = float(v)
+        row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else float("nan")
+        row["epoch_seconds"] = round(time.perf_counter() - (self._t0 or time.perf_counter()), 2)
+        rows = []
+        if self.path.exists():
+            with open(self.path, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) < trainer.current_epoch]
+        rows.append(row)
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+        _write_text_atomic(buf.getvalue(), self.path)
+
+
+class EncoderExport(L.Callback):
+    """After every epoch, save the encoder alone (matgl layout, atomic) with the epoch's metrics as metadata."""
+
+    def __init__(self, path: str | Path, metadata: dict | None = None):
+        self.path = Path(path)
+        self.metadata = dict(metadata or {})
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("train_", "val_"))}
+        meta = {**self.metadata, "epoch": trainer.current_epoch + 1, "metrics": metrics}
+        pl_module.encoder.save(self.path, metadata=meta)
+
+
+def _loaders(dataset, val_fraction, batch_size, seed, num_workers):
+    train_idx, val_idx = split_indices(len(dataset), val_fraction, seed)
+    kw = {"batch_size": batch_size, "num_workers": num_workers, "persistent_workers": num_workers > 0}
+    train = DataLoader(Subset(dataset, train_idx.tolist()), shuffle=True, drop_last=len(train_idx) > batch_size, **kw)
+    val = DataLoader(Subset(dataset, val_idx.tolist()), shuffle=False, **kw)
+    return train, val, len(train_idx), len(val_idx)
+
+
+def pretrain(
+    data: str | Path,
+    out: str | Path,
+    objective: str = "predictive",
+    epochs: int = 10,
+    batch_size: int = 128,
+    layers: int = 5,
+    width: int = 64,
+    lr: float = 1e-3,
+    mask_rate: float = 0.15,
+    atom_target: str = "group_period",
+    val_fraction: float = 0.05,
+    seed: int = 0,
+    resume: bool = False,
+    cache_dir: str | Path | None = None,
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    num_workers: int = 0,
+    progress: bool = True,
+    max_structures: int | None = None,
+) -> Path:
+    """Pretrain an encoder without labels and export it.
+
+    Parameters
+    ----------
+    data : path
+        Structures (any ASE-readable file, a directory of CIFs, or an ASE database).
+    out : path
+        Run directory. It receives ``checkpoints/`` (a Lightning checkpoint per epoch plus ``last.ckpt``),
+        ``metrics.csv`` (one row per epoch), ``encoder/`` (the encoder after the latest epoch, matgl format)
+        and ``card.json`` (objective, data, epochs, held-out accuracies, wall time, date).
+    objective : {"predictive", "contrastive"}
+        Self-supervised task, see :class:`~ase_negnn.ssl.SSLPretrainer`.
+    epochs, batch_size, layers, width, lr, mask_rate, atom_target
+        Training and architecture settings.
+    val_fraction : float
+        Fraction of structures held out (seeded by ``seed``) for the validation metrics.
+    resume : bool
+        Continue from ``out/checkpoints/last.ckpt`` (completed epochs are kept; the epoch in progress when
+        the run stopped is redone).
+    cache_dir : path, optional
+        Where processed graphs are cached (default ``out/../graph_cache``… i.e. ``<out>/cache``).
+    accelerator, devices, num_nodes, strategy
+        Passed to ``lightning.Trainer``; several GPUs/nodes use Lightning DDP unchanged.
+    num_workers : int
+        DataLoader worker processes.
+    max_structures : int, optional
+        Use only the first N structures (quick trials).
+
+    Returns
+    -------
+    pathlib.Path
+        The exported encoder directory (loadable with :meth:`CGCNNEncoder.load` or ``matgl.load_model``).
+    """
+    out = Path(out)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if resume and not last.exists():
+        raise FileNotFoundError(f"--resume given but {last} does not exist")
+    if not resume and last.exists():
+        raise FileExistsError(f"{out} already holds a run ({last}); pass resume=True/--resume or choose another --out")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(seed, workers=True, verbose=False)
+    encoder = CGCNNEncoder(n_layers=layers, width=width)
+    t0 = time.perf_counter()
+    dataset = load_graph_dataset(data, encoder.graph_converter(), cache_dir or out / "cache", progress=progress)
+    if max_structures is not None:
+        dataset = Subset(dataset, list(range(min(max_structures, len(dataset)))))
+    t_graphs = time.perf_counter() - t0
+    train, val, n_train, n_val = _loaders(dataset, val_fraction, batch_size, seed, num_workers)
+    module = SSLPretrainer(encoder, objective=objective, atom_target=atom_target, mask_rate=mask_rate, lr=lr,
+                           max_epochs=epochs)
+    card = {
+        "objective": objective,
+        "atom_target": atom_target if objective == "predictive" else None,
+        "data": str(data),
+        "n_structures": len(dataset),
+        "n_train": n_train,
+        "n_validation": n_val,
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "encoder": dict(encoder._init_args),
+        "batch_size": batch_size,
+        "lr": lr,
+        "mask_rate": mask_rate,
+    }
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=ckpt_dir, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
+        every_n_epochs=1, save_top_k=-1, save_last=True,
+    )
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        logger=False,
+        callbacks=[checkpoint, MetricsCSV(out / "metrics.csv"), EncoderExport(out / "encoder", card)],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        default_root_dir=out,
+        deterministic=False,
+    )
+    t1 = time.perf_counter()
+    trainer.fit(module, train, val, ckpt_path=str(last) if resume else None)
+    if trainer.is_global_zero:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("train_", "val_"))}
+        card.update(
+            epochs=trainer.current_epoch,
+            heldout_metrics={k: v for k, v in metrics.items() if k.startswith("val_")},
+            train_metrics={k: v for k, v in metrics.items() if k.startswith("train_")},
+            graph_build_seconds=round(t_graphs, 1),
+            train_seconds_this_session=round(time.perf_counter() - t1, 1),
+            date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            hardware=f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
+            f"accelerator {trainer.accelerator.__class__.__name__}, devices {trainer.num_devices}",
+            versions={"torch": torch.__version__, "lightning": L.__version__, "numpy": np.__version__},
+        )
+        encoder.save(out / "encoder", metadata=card)
+        write_json_atomic(card, out / "card.json")
+    return out / "encoder"
