@@ -1,0 +1,203 @@
+"""SSAR (per-atom) and SSMR (per-structure) descriptors from a pretrained encoder, dscribe-style ``create``."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from typing import Literal
+
+import numpy as np
+import torch
+from ase import Atoms
+from torch_geometric.loader import DataLoader
+from torch_geometric.utils import scatter
+
+from .encoder import CGCNNEncoder
+from .pretrained import load_encoder
+
+__all__ = ["Descriptor", "SSAR", "SSMR", "parse_layers", "POOLINGS"]
+
+POOLINGS = ("sum", "mean")
+
+
+def parse_layers(layers, n_layers: int) -> tuple[int, ...]:
+    """Normalise a layer selection to a tuple of layer indices in ``0 … n_layers``.
+
+    Accepted forms: an int (``3``); a sequence of ints (``[0, 1, 2]``); the paper's digit strings (``"3"``,
+    ``"012"``); a range string (``"0-5"``, inclusive); a comma list (``"0,2,5"``); ``"all"``.
+    Layer 0 is the embedded element alone; layer ``l`` sees neighbours up to ``l`` bonds away.
+
+    Raises
+    ------
+    ValueError
+        Unknown syntax, an index outside ``0 … n_layers``, a repeated index, or an empty selection.
+    """
+    if isinstance(layers, (int, np.integer)) and not isinstance(layers, bool):
+        out = [int(layers)]
+    elif isinstance(layers, str):
+        text = layers.strip().lower()
+        if text == "all":
+            out = list(range(n_layers + 1))
+        elif m := re.fullmatch(r"(\d+)\s*-\s*(\d+)", text):
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if lo > hi:
+                raise ValueError(f"layer range {layers!r} is empty (start > end)")
+            out = list(range(lo, hi + 1))
+        elif re.fullmatch(r"\d+(\s*,\s*\d+)+", text):
+            out = [int(t) for t in text.split(",")]
+        elif re.fullmatch(r"\d+", text):
+            out = [int(c) for c in text]  # the paper's "012" = layers 0, 1 and 2
+        else:
+            raise ValueError(
+                f"cannot parse layers {layers!r}; use an int, a list of ints, digits like '012', a range '0-5', "
+                "a comma list '0,2,5' or 'all'"
+            )
+    else:
+        try:
+            out = [int(v) for v in layers]
+        except TypeError as ex:
+            raise ValueError(f"layers must be an int, a string or a sequence of ints, got {layers!r}") from ex
+    if not out:
+        raise ValueError("no layers selected")
+    bad = [v for v in out if not 0 <= v <= n_layers]
+    if bad:
+        raise ValueError(f"layer index(es) {bad} outside 0…{n_layers} for an encoder with {n_layers} layers")
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated layer index in {layers!r}")
+    return tuple(out)
+
+
+class Descriptor(ABC):
+    """Base class: an encoder, a layer selection, batched inference.
+
+    Parameters
+    ----------
+    layers : int, str or sequence of int
+        Layers to concatenate (see :func:`parse_layers`); default all layers (multi-scale).
+    model : str, path or CGCNNEncoder
+        ``"default"`` (the bundled encoder), another bundled name, a saved encoder directory, or an instance.
+    batch_size : int
+        Structures per inference batch.
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+    dtype : {"float64", "float32"}
+        Output dtype.
+    """
+
+    def __init__(self, layers="all", model="default", batch_size: int = 64, device: str = "cpu",
+                 dtype: Literal["float64", "float32"] = "float64"):
+        if dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        self.encoder: CGCNNEncoder = load_encoder(model, device)
+        self.layers = parse_layers(layers, self.encoder.n_layers)
+        self.batch_size, self.device, self.dtype = int(batch_size), torch.device(device), dtype
+        self.converter = self.encoder.graph_converter()
+
+    def get_number_of_features(self) -> int:
+        """Number of features per atom (SSAR) or per structure (SSMR)."""
+        return self.encoder.width * len(self.layers)
+
+    def feature_labels(self) -> list[str]:
+        """Names ``L{layer}_{k}`` of the features, in output order."""
+        return [f"L{layer}_{k}" for layer in self.layers for k in range(self.encoder.width)]
+
+    def _graphs(self, systems):
+        graphs = []
+        for i, s in enumerate(systems):
+            try:
+                graphs.append(self.converter(s))
+            except (ValueError, TypeError) as ex:
+                raise type(ex)(f"structure {i}: {ex}") from ex
+        return graphs
+
+    @torch.inference_mode()
+    def _embed(self, systems, pooling: str | None, progress: bool):
+        """Yield per-batch arrays: per-atom (list per structure) or pooled (n_batch, F)."""
+        from tqdm.auto import tqdm
+
+        graphs = self._graphs(systems)
+        loader = DataLoader(graphs, batch_size=self.batch_size, shuffle=False)
+        bar = tqdm(total=len(graphs), disable=not progress, desc=type(self).__name__, unit="struct")
+        for batch in loader:
+            batch = batch.to(self.device)
+            hs = self.encoder(batch)
+            x = torch.cat([hs[i] for i in self.layers], dim=1)
+            if pooling is None:
+                sizes = torch.bincount(batch.batch, minlength=batch.num_graphs).tolist()
+                yield [a.cpu().numpy() for a in torch.split(x, sizes)]
+            else:
+                yield scatter(x, batch.batch, dim=0, dim_size=batch.num_graphs, reduce=pooling).cpu().numpy()
+            bar.update(batch.num_graphs)
+        bar.close()
+
+    @staticmethod
+    def _as_list(system) -> tuple[list, bool]:
+        if isinstance(system, Atoms) or type(system).__name__ in ("Structure", "Molecule"):
+            return [system], True
+        systems = list(system)
+        if not systems:
+            raise ValueError("no structures given")
+        return systems, False
+
+    @abstractmethod
+    def create(self, system, progress: bool = False):
+        """Descriptor of one structure or a list of structures."""
+
+
+class SSAR(Descriptor):
+    """Self-supervised atomic representation: per-atom embeddings of the chosen layers, concatenated.
+
+    ``create(atoms)`` returns an array ``(n_atoms, n_features)``; ``create([atoms, …])`` a list of them.
+    ``n_features = width × len(layers)``.
+    """
+
+    def create(self, system, progress: bool = False):
+        """Per-atom descriptors.
+
+        Parameters
+        ----------
+        system : Atoms, pymatgen Structure, or a list of them
+        progress : bool
+            Show a progress bar (useful for long lists).
+
+        Returns
+        -------
+        numpy.ndarray or list of numpy.ndarray
+            ``(n_atoms, n_features)`` for one structure; a list of such arrays for a list.
+        """
+        systems, single = self._as_list(system)
+        out = [a.astype(self.dtype) for chunk in self._embed(systems, None, progress) for a in chunk]
+        return out[0] if single else out
+
+
+class SSMR(Descriptor):
+    """Self-supervised material representation: SSAR pooled over the atoms of each structure.
+
+    Parameters
+    ----------
+    layers, model, batch_size, device, dtype
+        As :class:`Descriptor`.
+    pooling : {"sum", "mean"}
+        ``sum`` is extensive (doubles for a doubled cell), ``mean`` intensive.
+    """
+
+    def __init__(self, layers="all", model="default", pooling: Literal["sum", "mean"] = "mean",
+                 batch_size: int = 64, device: str = "cpu", dtype: Literal["float64", "float32"] = "float64"):
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        super().__init__(layers, model, batch_size, device, dtype)
+        self.pooling = pooling
+
+    def create(self, system, progress: bool = False) -> np.ndarray:
+        """Per-structure descriptors.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_features,)`` for one structure, ``(n_structures, n_features)`` for a list.
+        """
+        systems, single = self._as_list(system)
+        out = np.concatenate(list(self._embed(systems, self.pooling, progress))).astype(self.dtype)
+        return out[0] if single else out
