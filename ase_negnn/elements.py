@@ -1,10 +1,12 @@
 """Element features: the CGCNN 92-dimensional encoding and group/period labels for self-supervision.
 
 The table ``data/cgcnn_atom_init.json`` is bundled unchanged from CGCNN (Xie & Grossman, Phys. Rev. Lett.
-120, 145301 (2018), MIT licence), the same file the SSAR authors (Kong et al. 2024) use. It covers Z = 1…100.
-Its layout is one-hot blocks; the first two are the group (index 0 = f-block, 1…18 = group) and the period
-(index 19 + period − 1). The SSL labels are read from the table itself, so they agree with the features
-by construction (pymatgen disagrees only on Lu, which CGCNN puts in group 3).
+120, 145301 (2018), MIT licence), the same file the SSAR authors (Kong et al. 2024) use, rather than recomputed
+from pymatgen, so features match the authors' checkpoints bit for bit. It covers Z = 1…100. Its layout is
+one-hot blocks; the first two are the group (columns 0–18: 0 = f-block, 1…18 = group) and the period
+(columns 19–25: period 1…7). The SSL labels are read from the table itself, so they agree with the features
+by construction. (pymatgen puts La–Yb and Ac–Fm in group 3; the table gives them the f-block class 0 and
+keeps Lu in group 3.)
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 
 __all__ = [
     "CGCNN_CITATION",
+    "GROUP_SLICE",
+    "PERIOD_SLICE",
     "MAX_Z",
     "N_GROUP_CLASSES",
     "N_PERIOD_CLASSES",
@@ -38,8 +42,9 @@ N_GROUP_CLASSES = 19
 #: Period classes: 0…6 for periods 1…7.
 N_PERIOD_CLASSES = 7
 
-_GROUP_SLICE = slice(0, 19)
-_PERIOD_SLICE = slice(19, 28)
+#: Columns of the group and period one-hot blocks in the 92-dim vector.
+GROUP_SLICE = slice(0, 19)
+PERIOD_SLICE = slice(19, 26)
 
 
 @lru_cache(maxsize=1)
@@ -65,7 +70,7 @@ def element_features() -> np.ndarray:
 def group_labels() -> np.ndarray:
     """Group class (0 = f-block, 1…18) per atomic number, shape ``(MAX_Z + 1,)``; entry 0 is -1."""
     feats = element_features()
-    labels = np.argmax(feats[:, _GROUP_SLICE], axis=1).astype(np.int64)
+    labels = np.argmax(feats[:, GROUP_SLICE], axis=1).astype(np.int64)
     labels[0] = -1
     labels.setflags(write=False)
     return labels
@@ -75,7 +80,7 @@ def group_labels() -> np.ndarray:
 def period_labels() -> np.ndarray:
     """Period class (period − 1, so 0…6) per atomic number, shape ``(MAX_Z + 1,)``; entry 0 is -1."""
     feats = element_features()
-    labels = np.argmax(feats[:, _PERIOD_SLICE], axis=1).astype(np.int64)
+    labels = np.argmax(feats[:, PERIOD_SLICE], axis=1).astype(np.int64)
     labels[0] = -1
     labels.setflags(write=False)
     return labels

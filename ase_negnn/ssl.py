@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.utils import scatter
 
-from .elements import N_GROUP_CLASSES, N_PERIOD_CLASSES, group_labels, period_labels
+from .elements import GROUP_SLICE, N_GROUP_CLASSES, N_PERIOD_CLASSES, PERIOD_SLICE, group_labels, period_labels
 from .encoder import CGCNNEncoder
 
 __all__ = ["OBJECTIVES", "ATOM_TARGETS", "SSLPretrainer", "sample_atom_mask", "nt_xent"]
@@ -140,9 +140,10 @@ class SSLPretrainer(L.LightningModule):
             g_logit, p_logit = logits[:, :N_GROUP_CLASSES], logits[:, N_GROUP_CLASSES:]
             extra = logits.new_zeros(())
         else:
-            g_logit, p_logit = logits[:, :19], logits[:, 19:28]
-            target = self.encoder.element_table[z][:, 28:]
-            extra = F.binary_cross_entropy_with_logits(logits[:, 28:], target)
+            g_logit, p_logit = logits[:, GROUP_SLICE], logits[:, PERIOD_SLICE]
+            rest = slice(PERIOD_SLICE.stop, None)
+            target = self.encoder.element_table[z][:, rest]
+            extra = F.binary_cross_entropy_with_logits(logits[:, rest], target)
         loss_g = F.cross_entropy(g_logit, g_true)
         loss_p = F.cross_entropy(p_logit, p_true)
         metrics = {
