@@ -118,7 +118,10 @@ def read_structures(source: str | Path | Atoms | list) -> list[Atoms]:
             raise ValueError(f"directory {path} holds no structure files (looked for {', '.join(_STRUCTURE_GLOBS)})")
         images = []
         for f in files:
-            for atoms in _read_ase_file(f, "cif" if f.suffix == ".mcif" else None):
+            structures = _read_ase_file(f, "cif" if f.suffix == ".mcif" else None)
+            if not structures:
+                raise ValueError(f"{f} holds no structures")
+            for atoms in structures:
                 atoms.info.setdefault("id", f.stem)
                 images.append(atoms)
         return images
