@@ -1,0 +1,179 @@
+"""Command-line interface: help, a tiny pretraining run (and its resume), and ``embed`` outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ase_negnn.cli import cli
+
+from conftest import MP_SMALL
+
+TINY = ["--batch-size", "8", "--layers", "2", "--width", "16", "--no-progress", "--seed", "0"]
+
+
+def read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One 2-epoch predictive pretraining on the 40 fixture structures (shared by the tests below)."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    result = invoke("pretrain", "--data", MP_SMALL, "--out", out, "--epochs", "2", *TINY)
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+@pytest.mark.parametrize("args", [["--help"], ["pretrain", "--help"], ["embed", "--help"], ["--version"]])
+def test_help(args):
+    result = invoke(*args)
+    assert result.exit_code == 0
+    assert ("Usage:" in result.output) or ("0.1.0" in result.output)
+
+
+def test_help_mentions_options():
+    assert "--resume" in invoke("pretrain", "--help").output
+    assert "--pooling" in invoke("embed", "--help").output
+
+
+def test_pretrain_writes_run(tiny_run):
+    out, result = tiny_run
+    assert "encoder written to" in result.output
+    rows = read_csv(out / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    for row in rows:
+        for key in ("val_acc_group", "val_acc_period", "val_acc_edge", "train_loss", "val_loss"):
+            value = float(row[key])
+            assert np.isfinite(value), key
+            if "acc" in key:
+                assert 0.0 <= value <= 1.0, key
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in (out / "encoder").iterdir()) == ["model.json", "model.pt", "state.pt"]
+    card = json.loads((out / "card.json").read_text())
+    assert card["objective"] == "predictive" and card["epochs"] == 2
+    assert card["n_structures"] == 40 and card["n_train"] + card["n_validation"] == 40
+    assert card["encoder"]["n_layers"] == 2 and card["encoder"]["width"] == 16
+    assert {"val_acc_group", "val_acc_period", "val_acc_edge"} <= set(card["heldout_metrics"])
+
+
+def test_pretrained_encoder_loads(tiny_run):
+    from ase_negnn.pretrained import encoder_card, load_encoder
+
+    out, _ = tiny_run
+    enc = load_encoder(out / "encoder")
+    assert (enc.n_layers, enc.width) == (2, 16)
+    assert encoder_card(out / "encoder")["epochs"] == 2
+
+
+# the run is resumed from a copy of the shared one, so Lightning notes that the checkpoint directory moved
+@pytest.mark.filterwarnings("ignore:The dirpath has changed", "ignore:Checkpoint directory .* exists and is not empty")
+def test_resume_continues_without_duplicates(tiny_run, tmp_path):
+    src, _ = tiny_run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    before = read_csv(out / "metrics.csv")
+    result = invoke("pretrain", "--data", MP_SMALL, "--out", out, "--epochs", "3", "--resume", *TINY)
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert rows[:2] == before  # completed epochs are kept as they were, not retrained
+    assert sorted(p.name for p in (out / "checkpoints").glob("epoch*.ckpt")) == [
+        "epoch000.ckpt", "epoch001.ckpt", "epoch002.ckpt"]
+    assert json.loads((out / "card.json").read_text())["epochs"] == 3
+
+
+def test_rerun_without_resume_refused(tiny_run):
+    out, _ = tiny_run
+    before = (out / "metrics.csv").read_text()
+    result = CliRunner().invoke(cli, ["pretrain", "--data", str(MP_SMALL), "--out", str(out), "--epochs", "2", *TINY])
+    assert result.exit_code != 0
+    assert "--resume" in result.output and "already holds a run" in result.output
+    assert (out / "metrics.csv").read_text() == before  # nothing touched
+
+
+def test_resume_without_checkpoint_refused(tmp_path):
+    result = CliRunner().invoke(cli, ["pretrain", "--data", str(MP_SMALL), "--out", str(tmp_path / "new"),
+                                      "--epochs", "1", "--resume", *TINY])
+    assert result.exit_code != 0 and "last.ckpt" in result.output
+
+
+def test_embed_mean_npy_and_csv(tiny_run, tmp_path, mp_structures):
+    out, _ = tiny_run
+    model = out / "encoder"
+    npy, csv_path = tmp_path / "ssmr.npy", tmp_path / "ssmr.csv"
+    for target in (npy, csv_path):
+        result = invoke("embed", MP_SMALL, "--model", model, "--out", target, "--pooling", "mean", "--no-progress")
+        assert result.exit_code == 0, result.output
+        assert "40 x 48" in result.output  # 3 layers (0, 1, 2) × width 16
+    values = np.load(npy)
+    assert values.shape == (40, 48) and np.isfinite(values).all()
+    rows = read_csv(csv_path)
+    assert [r["id"] for r in rows] == [a.info["mp_id"] for a in mp_structures]
+    assert list(rows[0])[:3] == ["id", "L0_0", "L0_1"] and len(rows[0]) == 1 + 48
+    table = np.array([[float(r[k]) for k in list(r)[1:]] for r in rows])
+    np.testing.assert_allclose(table, values, rtol=1e-7, atol=1e-7)  # CSV keeps 8 significant digits
+
+    from ase_negnn.descriptor import SSMR
+
+    np.testing.assert_allclose(values, SSMR(model=model).create(mp_structures), rtol=1e-6, atol=1e-6)
+
+
+def test_embed_per_atom_csv(tiny_run, tmp_path, mp_structures):
+    out, _ = tiny_run
+    target = tmp_path / "ssar.csv"
+    result = invoke("embed", MP_SMALL, "--model", out / "encoder", "--out", target, "--pooling", "none",
+                    "--layers", "2", "--no-progress")
+    assert result.exit_code == 0, result.output
+    rows = read_csv(target)
+    n_atoms = sum(len(a) for a in mp_structures)
+    assert len(rows) == n_atoms
+    assert list(rows[0])[:4] == ["id", "atom_index", "symbol", "L2_0"] and len(rows[0]) == 3 + 16
+    expected = [(a.info["mp_id"], str(j), s) for a in mp_structures for j, s in enumerate(a.get_chemical_symbols())]
+    assert [(r["id"], r["atom_index"], r["symbol"]) for r in rows] == expected
+
+
+def test_embed_cif_directory_ids(tiny_run, tmp_path):
+    from conftest import CIF_DIR
+
+    out, _ = tiny_run
+    target = tmp_path / "cifs.csv"
+    result = invoke("embed", CIF_DIR, "--model", out / "encoder", "--out", target, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in read_csv(target)] == sorted(p.stem for p in CIF_DIR.glob("*.cif"))
+
+
+def test_embed_bad_out_suffix(tiny_run, tmp_path):
+    out, _ = tiny_run
+    result = CliRunner().invoke(cli, ["embed", str(MP_SMALL), "--model", str(out / "encoder"),
+                                      "--out", str(tmp_path / "x.parquet")])
+    assert result.exit_code == 2
+    assert ".npy or .csv" in result.output
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_embed_missing_input(tmp_path):
+    result = CliRunner().invoke(cli, ["embed", str(tmp_path / "missing.extxyz"), "--out", str(tmp_path / "x.npy")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_embed_bad_layers_and_model(tiny_run, tmp_path):
+    out, _ = tiny_run
+    result = CliRunner().invoke(cli, ["embed", str(MP_SMALL), "--model", str(out / "encoder"), "--layers", "7",
+                                      "--out", str(tmp_path / "x.npy")])
+    assert result.exit_code == 1 and "outside 0…2" in result.output
+    result = CliRunner().invoke(cli, ["embed", str(MP_SMALL), "--model", str(tmp_path / "nope"),
+                                      "--out", str(tmp_path / "x.npy")])
+    assert result.exit_code == 1 and "not found" in result.output
+    assert not (tmp_path / "x.npy").exists()
