@@ -97,6 +97,14 @@ class EncoderExport(L.Callback):
         pl_module.encoder.save(self.path, metadata=meta)
 
 
+def _total_epoch_seconds(metrics_csv: Path) -> float | None:
+    """Wall time of all completed epochs, across resumed sessions (the compute budget actually used)."""
+    if not metrics_csv.exists():
+        return None
+    with open(metrics_csv, newline="") as fh:
+        return round(sum(float(r.get("epoch_seconds") or 0) for r in csv.DictReader(fh)), 1)
+
+
 def _loaders(dataset, val_fraction, batch_size, seed, num_workers):
     train_idx, val_idx = split_indices(len(dataset), val_fraction, seed)
     kw = {"batch_size": batch_size, "num_workers": num_workers, "persistent_workers": num_workers > 0}
@@ -148,7 +156,7 @@ def pretrain(
         Continue from ``out/checkpoints/last.ckpt`` (completed epochs are kept; the epoch in progress when
         the run stopped is redone).
     cache_dir : path, optional
-        Where processed graphs are cached (default ``out/../graph_cache``… i.e. ``<out>/cache``).
+        Where processed graphs are cached (default ``<out>/cache``).
     accelerator, devices, num_nodes, strategy
         Passed to ``lightning.Trainer``; several GPUs/nodes use Lightning DDP unchanged.
     num_workers : int
@@ -222,6 +230,7 @@ def pretrain(
             train_metrics={k: v for k, v in metrics.items() if k.startswith("train_")},
             graph_build_seconds=round(t_graphs, 1),
             train_seconds_this_session=round(time.perf_counter() - t1, 1),
+            train_seconds_all_epochs=_total_epoch_seconds(out / "metrics.csv"),
             date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             hardware=f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
             f"accelerator {trainer.accelerator.__class__.__name__}, devices {trainer.num_devices}",
