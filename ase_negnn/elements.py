@@ -66,24 +66,24 @@ def element_features() -> np.ndarray:
     return feats
 
 
-@lru_cache(maxsize=1)
-def group_labels() -> np.ndarray:
-    """Group class (0 = f-block, 1…18) per atomic number, shape ``(MAX_Z + 1,)``; entry 0 is -1."""
-    feats = element_features()
-    labels = np.argmax(feats[:, GROUP_SLICE], axis=1).astype(np.int64)
+def _block_labels(block: slice) -> np.ndarray:
+    """Index of the set bit of one one-hot block of the table, per Z (row 0, no element, gets -1)."""
+    labels = np.argmax(element_features()[:, block], axis=1).astype(np.int64)
     labels[0] = -1
     labels.setflags(write=False)
     return labels
+
+
+@lru_cache(maxsize=1)
+def group_labels() -> np.ndarray:
+    """Group class (0 = f-block, 1…18) per atomic number, shape ``(MAX_Z + 1,)``; entry 0 is -1."""
+    return _block_labels(GROUP_SLICE)
 
 
 @lru_cache(maxsize=1)
 def period_labels() -> np.ndarray:
     """Period class (period − 1, so 0…6) per atomic number, shape ``(MAX_Z + 1,)``; entry 0 is -1."""
-    feats = element_features()
-    labels = np.argmax(feats[:, PERIOD_SLICE], axis=1).astype(np.int64)
-    labels[0] = -1
-    labels.setflags(write=False)
-    return labels
+    return _block_labels(PERIOD_SLICE)
 
 
 def check_numbers(numbers) -> np.ndarray:
