@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import lzma
-import os
 import shutil
 import tempfile
 import warnings
@@ -21,6 +20,7 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
 from .graph import CrystalGraphConverter
+from .io import atomic_open
 
 __all__ = ["GraphDataset", "read_structures", "load_graph_dataset", "atomic_torch_save", "example_structures"]
 
@@ -35,18 +35,8 @@ CACHE_VERSION = 1
 
 def atomic_torch_save(obj, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same directory, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def example_structures() -> list[Atoms]:

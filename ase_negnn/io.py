@@ -1,15 +1,52 @@
-"""Small output helpers shared by the CLI: structure ids and atomic table writes (.npy / .csv)."""
+"""Atomic file writes (temp file + rename) and small output helpers shared by the library and the CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import json
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["structure_ids", "write_table"]
+__all__ = ["atomic_open", "structure_ids", "write_json_atomic", "write_table"]
+
+
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", **kwargs):
+    """Open a temporary file next to ``path``; on success fsync and rename it over ``path``.
+
+    A reader never sees half a file: either the previous content or the complete new one. On an exception
+    the temporary file is removed and ``path`` is untouched. The file gets the usual permissions (umask),
+    not ``mkstemp``'s 0600.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _default_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(obj, path: str | Path) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_open(path, "w") as fh:
+        fh.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def structure_ids(images) -> list[str]:
@@ -20,18 +57,12 @@ def structure_ids(images) -> list[str]:
 def write_table(path: str | Path, values: np.ndarray, columns: list[str], index: list[tuple], index_names: tuple) -> None:
     """Write ``values`` atomically: ``.npy`` → the array alone; ``.csv`` → index columns then ``columns``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb" if path.suffix == ".npy" else "w", **({} if path.suffix == ".npy" else {"newline": ""})) as fh:
-            if path.suffix == ".npy":
-                np.save(fh, values)
-            else:
-                writer = csv.writer(fh)
-                writer.writerow([*index_names, *columns])
-                for key, row in zip(index, values):
-                    writer.writerow([*key, *(f"{v:.8g}" for v in row)])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if path.suffix == ".npy":
+        with atomic_open(path, "wb") as fh:
+            np.save(fh, values)
+        return
+    with atomic_open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*index_names, *columns])
+        for key, row in zip(index, values):
+            writer.writerow([*key, *(f"{v:.8g}" for v in row)])

@@ -5,11 +5,8 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
-import json
 import logging
-import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,29 +18,12 @@ from torch_geometric.loader import DataLoader
 
 from .data import load_graph_dataset, split_indices
 from .encoder import CGCNNEncoder
+from .io import atomic_open, write_json_atomic
 from .ssl import SSLPretrainer
 
-__all__ = ["pretrain", "MetricsCSV", "EncoderExport", "write_json_atomic"]
+__all__ = ["pretrain", "MetricsCSV", "EncoderExport"]
 
 logger = logging.getLogger(__name__)
-
-
-def write_json_atomic(obj, path: str | Path) -> None:
-    """Write JSON to a temp file in the same directory, then rename over ``path``."""
-    _write_text_atomic(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", path)
-
-
-def _write_text_atomic(text: str, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class MetricsCSV(L.Callback):
@@ -79,7 +59,8 @@ class MetricsCSV(L.Callback):
         writer = csv.DictWriter(buf, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
-        _write_text_atomic(buf.getvalue(), self.path)
+        with atomic_open(self.path, "w", newline="") as fh:
+            fh.write(buf.getvalue())
 
 
 class EncoderExport(L.Callback):
