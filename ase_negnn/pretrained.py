@@ -12,7 +12,7 @@ import torch
 
 from .encoder import CGCNNEncoder
 
-__all__ = ["available_encoders", "encoder_card", "load_encoder", "random_encoder"]
+__all__ = ["available_encoders", "encoder_card", "encoder_dir", "load_encoder", "random_encoder"]
 
 _MODEL_FILES = ("model.json", "model.pt", "state.pt")
 
@@ -38,6 +38,11 @@ def _resolve(model: str | Path) -> Path:
     if isinstance(model, str) and "/" not in model and "\\" not in model and not path.suffix:
         raise ValueError(f"unknown encoder {model!r}; bundled encoders: {available_encoders()} (or give a directory)")
     raise FileNotFoundError(f"encoder directory not found: {path}")
+
+
+def encoder_dir(model: str | Path = "default") -> Path:
+    """Directory of a bundled encoder (by name) or of a saved encoder (by path)."""
+    return _resolve(model)
 
 
 def encoder_card(model: str | Path = "default") -> dict:

@@ -1,0 +1,37 @@
+"""The README demo runs offline on the bundled encoder and bundled structures, printing SSMR and saving a figure."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from ase_negnn import available_encoders, encoder_card
+from ase_negnn.pretrained import encoder_dir
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_default_encoder_is_bundled_with_its_card():
+    assert "default" in available_encoders()
+    card = encoder_card("default")
+    assert card["objective"] == "predictive"
+    assert card["n_structures"] > 30_000
+    assert {"val_acc_group", "val_acc_period", "val_acc_edge"} <= set(card["heldout_metrics"])
+    size = sum(f.stat().st_size for f in Path(str(encoder_dir("default"))).iterdir())
+    assert size < 10 * 2**20
+
+
+def test_demo_prints_ssmr_and_writes_figure(tmp_path, capsys):
+    figure = _load("demo").main(tmp_path)
+    out = capsys.readouterr().out
+    assert "SSMR: 14 structures x 384 features" in out
+    assert "mp-22862" in out and "NaCl" in out
+    assert figure.exists() and figure.stat().st_size > 10_000
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
