@@ -26,6 +26,11 @@ def main(out_dir: Path = Path(__file__).parent / "output") -> Path:
     from ase_negnn import SSAR, SSMR, encoder_card, example_structures
     from ase_negnn.elements import group_labels
 
+    from pymatgen.core import Composition
+
+    def formula(atoms):
+        return Composition(atoms.get_chemical_formula()).reduced_formula
+
     structures = example_structures()
     card = encoder_card("default")
     print(f"bundled encoder: {card.get('objective')} SSL on {card.get('n_structures')} MP structures, "
@@ -42,9 +47,9 @@ def main(out_dir: Path = Path(__file__).parent / "output") -> Path:
     print(f"{'mp_id':>10} {'formula':>12} {'E_f eV/at':>10} {'gap eV':>7}   most similar (cosine)")
     for i, a in enumerate(structures):
         j = int(np.argmax(sim[i]))
-        print(f"{a.info['mp_id']:>10} {a.get_chemical_formula(empirical=True):>12} "
+        print(f"{a.info['mp_id']:>10} {formula(a):>12} "
               f"{a.info['formation_energy_per_atom']:>10.3f} {a.info['band_gap']:>7.2f}   "
-              f"{structures[j].get_chemical_formula(empirical=True)} ({sim[i, j]:.3f})")
+              f"{formula(structures[j])} ({sim[i, j]:.3f})")
 
     # Layer 0 of SSAR is the element alone: embed one isolated atom per element (no neighbours).
     elements = [Atoms(numbers=[z], cell=[20, 20, 20], pbc=False) for z in range(1, 101)]
@@ -67,7 +72,7 @@ def main(out_dir: Path = Path(__file__).parent / "output") -> Path:
     q = pca2(x)
     ax2.scatter(q[:, 0], q[:, 1], c=[a.info["band_gap"] for a in structures], cmap="viridis", s=40)
     for a, pt in zip(structures, q):
-        ax2.annotate(a.get_chemical_formula(empirical=True), pt, fontsize=8)
+        ax2.annotate(formula(a), pt, fontsize=8)
     ax2.set(title="SSMR of 14 MP crystals (PCA); colour = PBE gap", xlabel="PC1", ylabel="PC2")
     fig.tight_layout()
     path = out_dir / "demo.png"
