@@ -44,21 +44,19 @@ def test_authors_checkpoint_round_trip(tmp_path, prefix, with_head):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_foreign_keys_are_reported(tmp_path):
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("readout.weight", torch.zeros(1), "readout.weight"),  # a key that maps nowhere is named
+        ("convs.0.bn.num_batches_tracked", torch.tensor(7), "trained CGConv-internal BatchNorm"),
+    ],
+)
+def test_checkpoints_that_do_not_fit_are_refused(tmp_path, key, value, message):
     state = _authors_layout(random_encoder(0))
-    state["readout.weight"] = torch.zeros(1)
-    path = tmp_path / "foreign.pth"
+    state[key] = value
+    path = tmp_path / "bad.pth"
     torch.save(state, path)
-    with pytest.raises(ValueError, match="readout.weight"):
-        load_authors_checkpoint(path)
-
-
-def test_trained_internal_batchnorm_is_refused(tmp_path):
-    state = _authors_layout(random_encoder(0))
-    state["convs.0.bn.num_batches_tracked"] = torch.tensor(7)
-    path = tmp_path / "bn.pth"
-    torch.save(state, path)
-    with pytest.raises(ValueError, match="trained CGConv-internal BatchNorm"):
+    with pytest.raises(ValueError, match=message):
         load_authors_checkpoint(path)
 
 
