@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as _dt
 import itertools
 import os
 import platform
@@ -42,6 +41,7 @@ from pathlib import Path
 import ase
 import ase.io
 import numpy as np
+from _report import report_header
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 
@@ -182,18 +182,14 @@ def main(argv=None):
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    import vesin
     import pymatgen.core
+    import vesin
 
     env = (f"{platform.machine()} {platform.processor() or ''}".strip() + f", {os.cpu_count()} CPUs, "
            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load average "
            f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")
-    cmd = "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     lines = [
-        "# Neighbour-list timing (8 Å crystal graphs)",
-        "",
-        f"- date: {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}; wall time {wall:.1f} s",
-        f"- command: `{cmd}`",
+        *report_header("Neighbour-list timing (8 Å crystal graphs)", f"{wall:.1f} s", argv),
         f"- data: first {n} structures of `{path}` ({n_atoms.mean():.1f} atoms on average, {n_atoms.max()} max); "
         f"cutoff {args.cutoff} Å; {n_pairs.mean():.0f} pairs per structure on average within the cutoff, "
         f"{n_edges.mean():.0f} edges after the 12-NN selection",

@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as _dt
 import hashlib
 import json
 import os
@@ -65,6 +64,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _report import report_header
 
 CONFIGS = [  # (layers, pooling)
     ("0-5", "sum"),
@@ -411,12 +411,8 @@ def main(argv=None):
     acc_text = (", ".join(f"{k} {v:.3f}" for k, v in sorted(accuracies.items())) if accuracies
                 else "the card lacks held-out accuracies")
     other = {k: v for k, v in heldout.items() if k not in accuracies}
-    cmd = "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     lines = [
-        "# SSL vs random weights: formation energy with SSMR + kernel ridge",
-        "",
-        f"- date: {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}; wall time {wall / 60:.1f} min",
-        f"- command: `{cmd}`",
+        *report_header("SSL vs random weights: formation energy with SSMR + kernel ridge", f"{wall / 60:.1f} min", argv),
         f"- data: `paper/formation_4k.csv` joined with `mp/mp36k.extxyz` by mp_id: {join['n_joined']} of "
         f"{join['n_labels']} joined; used {len(ids)}" + (f" (`--limit {args.limit}`)" if args.limit else "")
         + (f", {n_skipped} rejected by the graph converter" if n_skipped else "")
@@ -430,7 +426,7 @@ def main(argv=None):
         f"- held-out masked-task accuracies (from the card): {acc_text}"
         + (f"; other held-out metrics: {', '.join(f'{k} {v:.3f}' for k, v in sorted(other.items()))}" if other else ""),
         f"- random baseline: `random_encoder(seed, **encoder._init_args)` for seeds {', '.join(map(str, RANDOM_SEEDS))}",
-        f"- descriptor: `SSMR(layers=..., pooling=...)`; \"layers 0-5\" = the six layer embeddings (element "
+        "- descriptor: `SSMR(layers=..., pooling=...)`; \"layers 0-5\" = the six layer embeddings (element "
         "embedding + 5 convolutions) **concatenated** (6 × 64 features), then pooled over atoms; not a sum over layers",
         f"- mean predictor (mean of the training labels) test MAE: **{mean_mae:.4f} eV/atom**",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "

@@ -1,0 +1,17 @@
+"""Shared header of the benchmark reports: title, date, wall time and the exact command that made them."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+
+
+def report_header(title: str, wall_text: str, argv=None) -> list[str]:
+    """First Markdown lines of a results file; ``argv`` is what ``main`` received (``None`` = ``sys.argv``)."""
+    cmd = "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    return [
+        f"# {title}",
+        "",
+        f"- date: {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}; wall time {wall_text}",
+        f"- command: `{cmd}`",
+    ]
