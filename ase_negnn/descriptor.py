@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 import torch
 from ase import Atoms
-from torch_geometric.loader import DataLoader
+from torch_geometric.data import Batch
 from torch_geometric.utils import scatter
 
 from .encoder import CGCNNEncoder
@@ -103,9 +103,9 @@ class Descriptor(ABC):
         """Names ``L{layer}_{k}`` of the features, in output order."""
         return [f"L{layer}_{k}" for layer in self.layers for k in range(self.encoder.width)]
 
-    def _graphs(self, systems):
+    def _graphs(self, systems, offset: int = 0):
         graphs = []
-        for i, s in enumerate(systems):
+        for i, s in enumerate(systems, start=offset):
             try:
                 graphs.append(self.converter(s))
             except (ValueError, TypeError) as ex:
@@ -114,14 +114,17 @@ class Descriptor(ABC):
 
     @torch.inference_mode()
     def _embed(self, systems, pooling: str | None, progress: bool):
-        """Yield per-batch arrays: per-atom (list per structure) or pooled (n_batch, F)."""
+        """Yield per-batch arrays: per-atom (list per structure) or pooled (n_batch, F).
+
+        Graphs are built batch by batch, so memory stays bounded for long lists and the progress bar
+        covers graph building as well as inference.
+        """
         from tqdm.auto import tqdm
 
-        graphs = self._graphs(systems)
-        loader = DataLoader(graphs, batch_size=self.batch_size, shuffle=False)
-        bar = tqdm(total=len(graphs), disable=not progress, desc=type(self).__name__, unit="struct")
-        for batch in loader:
-            batch = batch.to(self.device)
+        bar = tqdm(total=len(systems), disable=not progress, desc=type(self).__name__, unit="struct")
+        for start in range(0, len(systems), self.batch_size):
+            chunk = self._graphs(systems[start : start + self.batch_size], offset=start)
+            batch = Batch.from_data_list(chunk).to(self.device)
             hs = self.encoder(batch)
             x = torch.cat([hs[i] for i in self.layers], dim=1)
             if pooling is None:
