@@ -22,7 +22,7 @@ from torch_geometric.data import Data
 from .graph import CrystalGraphConverter
 from .io import atomic_open
 
-__all__ = ["GraphDataset", "read_structures", "load_graph_dataset", "atomic_torch_save", "example_structures"]
+__all__ = ["GraphDataset", "atomic_torch_save", "example_structures", "load_graph_dataset", "read_structures"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ _COMPRESSED = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
 _DB_SUFFIXES = {".db", ".sqlite"}
 _STRUCTURE_GLOBS = ("*.cif", "*.mcif", "*.vasp", "POSCAR*", "*.extxyz", "*.xyz", "*.json")
 #: Bump when the on-disk cache layout changes; older caches are rebuilt.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:
@@ -218,13 +218,16 @@ def load_graph_dataset(
     converter: CrystalGraphConverter,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    images: list | None = None,
 ) -> GraphDataset:
     """Read ``source`` and build its graphs, using (or writing) an on-disk cache.
 
     The cache file name hashes the source's path, size and modification time with the graph settings, and
     the settings are checked again on load, so a cache built with another cutoff or for a changed file is
     never reused. Structures that cannot be converted (e.g. overlapping atoms) are skipped with a warning
-    naming them; their count is kept in ``dataset.meta["skipped"]``.
+    naming them; their count is kept in ``dataset.meta["skipped"]`` and the position in ``source`` of each kept
+    structure in ``dataset.meta["indices"]`` (to align labels). ``images``, when the caller has already read
+    ``source``, saves reading it again on a cache miss.
     """
     path = Path(source)
     if not path.exists():
@@ -243,21 +246,23 @@ def load_graph_dataset(
                 logger.warning("graph cache %s was built with other settings; rebuilding", cache_path)
             except ValueError as ex:
                 logger.warning("%s; rebuilding", ex)
-    images = read_structures(path)
-    graphs, ids, skipped = [], [], []
+    if images is None:
+        images = read_structures(path)
+    graphs, ids, indices, skipped = [], [], [], []
     from tqdm.auto import tqdm
 
     for i, atoms in enumerate(tqdm(images, disable=not progress, desc="building graphs", unit="struct")):
         try:
             graphs.append(converter(atoms))
             ids.append(str(atoms.info.get("mp_id", atoms.info.get("id", i))))
+            indices.append(i)
         except ValueError as ex:
             skipped.append(f"{i}: {ex}")
     if skipped:
         warnings.warn(f"skipped {len(skipped)} structure(s) of {path}: {skipped[:5]}", stacklevel=2)
     if not graphs:
         raise ValueError(f"no usable structures in {path}")
-    ds = GraphDataset.from_graphs(graphs, {**meta, "ids": ids, "skipped": len(skipped)})
+    ds = GraphDataset.from_graphs(graphs, {**meta, "ids": ids, "indices": indices, "skipped": len(skipped)})
     if cache_path is not None:
         ds.save(cache_path)
     return ds

@@ -10,13 +10,43 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from matgl.utils.io import IOMixIn
-from torch import nn
+from torch import Tensor, nn
 from torch_geometric.nn import CGConv
+from torch_geometric.typing import Adj, OptTensor, PairTensor
 
 from .elements import element_features
 from .graph import CrystalGraphConverter, edge_vectors
 
-__all__ = ["CGCNNEncoder", "GaussianExpansion", "save_atomic"]
+__all__ = ["CGCNNEncoder", "GaussianExpansion", "WeightedCGConv", "save_atomic"]
+
+
+class WeightedCGConv(CGConv):
+    """PyG ``CGConv`` whose messages can be scaled by a per-edge weight (e.g. a smooth cutoff envelope).
+
+    With ``edge_weight=None`` it is exactly ``CGConv`` (same parameters, same state-dict keys), so pretrained
+    encoders load unchanged; with a weight that goes smoothly to zero at the cutoff, the layer output is a
+    smooth function of the positions even as neighbours cross the cutoff (needed for forces and stress).
+    """
+
+    # PyG builds ``propagate`` from this signature (CGConv's own comment annotation lacks ``edge_weight``).
+    propagate_type = {"x": PairTensor, "edge_attr": OptTensor, "edge_weight": OptTensor}
+
+    def forward(
+        self,
+        x: Tensor | PairTensor,
+        edge_index: Adj,
+        edge_attr: OptTensor = None,
+        edge_weight: OptTensor = None,
+    ) -> Tensor:
+        if isinstance(x, Tensor):
+            x = (x, x)
+        out = self.propagate(edge_index, x=x, edge_attr=edge_attr, edge_weight=edge_weight)
+        out = out if self.bn is None else self.bn(out)
+        return out + x[1]
+
+    def message(self, x_i: Tensor, x_j: Tensor, edge_attr: OptTensor, edge_weight: OptTensor) -> Tensor:
+        m = super().message(x_i, x_j, edge_attr)
+        return m if edge_weight is None else m * edge_weight.unsqueeze(-1)
 
 
 class GaussianExpansion(nn.Module):
@@ -102,7 +132,7 @@ class CGCNNEncoder(nn.Module, IOMixIn):
         self.node_embedding = nn.Linear(self.element_table.shape[1], self.width)
         self.edge_embedding = nn.Linear(self.expansion.n_features, self.width)
         self.convs = nn.ModuleList(
-            [CGConv(self.width, dim=self.width, aggr="add", batch_norm=False) for _ in range(self.n_layers)]
+            [WeightedCGConv(self.width, dim=self.width, aggr="add", batch_norm=False) for _ in range(self.n_layers)]
         )
         self.norms = nn.ModuleList([nn.BatchNorm1d(self.width) for _ in range(self.n_layers)])
 
@@ -118,7 +148,15 @@ class CGCNNEncoder(nn.Module, IOMixIn):
         """Edge lengths (Å) of a graph/batch, recomputed from positions (differentiable)."""
         return edge_vectors(data).norm(dim=-1)
 
-    def forward(self, data, node_mask: torch.Tensor | None = None, edge_mask: torch.Tensor | None = None):
+    def forward(
+        self,
+        data,
+        node_mask: torch.Tensor | None = None,
+        edge_mask: torch.Tensor | None = None,
+        edge_weight: torch.Tensor | None = None,
+        max_layer: int | None = None,
+        distances: torch.Tensor | None = None,
+    ):
         """Embed a graph or batch.
 
         Parameters
@@ -128,23 +166,32 @@ class CGCNNEncoder(nn.Module, IOMixIn):
         node_mask, edge_mask : torch.Tensor of bool, optional
             Atoms whose element vector, and edges whose distance features, are replaced by zeros
             (self-supervised masking).
+        edge_weight : torch.Tensor, optional
+            Per-edge factor multiplying every message (a smooth cutoff envelope for potentials).
+        max_layer : int, optional
+            Stop after this layer (layers beyond it are not computed and not returned).
+        distances : torch.Tensor, optional
+            Edge lengths in Å, when the caller already computed them (e.g. from strained positions).
 
         Returns
         -------
         list of torch.Tensor
-            ``n_layers + 1`` node-embedding tensors of shape ``(n_atoms, width)``.
+            ``max_layer + 1`` (default ``n_layers + 1``) node-embedding tensors of shape ``(n_atoms, width)``.
         """
         x = self.element_table[data.z]
         if node_mask is not None:
             x = x.masked_fill(node_mask.unsqueeze(-1), 0.0)
-        e = self.expansion(self.edge_distances(data))
+        n_conv = self.n_layers if max_layer is None else max(0, min(int(max_layer), self.n_layers))
+        h = self.node_embedding(x)
+        layers = [h]
+        if n_conv == 0:
+            return layers
+        e = self.expansion(self.edge_distances(data) if distances is None else distances)
         if edge_mask is not None:
             e = e.masked_fill(edge_mask.unsqueeze(-1), 0.0)
-        h = self.node_embedding(x)
         e = self.edge_embedding(e)
-        layers = [h]
-        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            h = norm(conv(h, data.edge_index, e))
+        for i, (conv, norm) in enumerate(zip(self.convs[:n_conv], self.norms[:n_conv])):
+            h = norm(conv(h, data.edge_index, e, edge_weight))
             if i < self.n_layers - 1:
                 h = F.relu(h)
             layers.append(h)
