@@ -30,6 +30,12 @@ _LAZY = {
     "SSMRTransformer": "adapters",
     "SSMRFeaturizer": "adapters",
     "pretrain": "pretrain",
+    "NEGNN": "models",
+    "load_model": "models",
+    "available_models": "models",
+    "model_card": "models",
+    "train": "train",
+    "extract_labels": "labels",
 }
 
 __all__ = ["PAPER_CITATION", "__version__", *_LAZY]

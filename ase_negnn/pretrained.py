@@ -26,7 +26,14 @@ def available_encoders() -> list[str]:
     root = _pretrained_root()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "model.json").exists())
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and _class_of(p) == CGCNNEncoder.__name__)
+
+
+def _class_of(path: Path) -> str | None:
+    try:
+        return json.loads((path / "model.json").read_text()).get("@class")
+    except (OSError, ValueError):
+        return None
 
 
 def _resolve(model: str | Path) -> Path:
@@ -102,9 +109,14 @@ def random_encoder(seed: int = 0, **kwargs) -> CGCNNEncoder:
 
 
 def install(src: str | Path, name: str) -> Path:
-    """Copy a trained encoder directory (and the run's ``card.json`` next to it, if any) into the package."""
+    """Copy a trained encoder or NEGNN model directory (and the run's ``card.json`` next to it) into the package."""
     src = Path(src)
-    load_encoder(src)  # refuse to install something that does not load
+    if _class_of(src) == "NEGNN":
+        from .models import load_model
+
+        load_model(src)
+    else:
+        load_encoder(src)  # refuse to install something that does not load
     dest = _pretrained_root() / name
     dest.mkdir(parents=True, exist_ok=True)
     for f in _MODEL_FILES:
@@ -117,5 +129,5 @@ def install(src: str | Path, name: str) -> Path:
 
 if __name__ == "__main__":  # pragma: no cover - used by scripts/train_default_encoder.sh
     if len(sys.argv) != 4 or sys.argv[1] != "install":
-        sys.exit("usage: python -m ase_negnn.pretrained install ENCODER_DIR NAME")
+        sys.exit("usage: python -m ase_negnn.pretrained install MODEL_DIR NAME")
     print(install(sys.argv[2], sys.argv[3]))

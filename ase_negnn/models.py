@@ -1,0 +1,392 @@
+"""NEGNN: graph networks whose node inputs are the pretrained encoder's SSAR (Kong et al.), with three heads.
+
+* ``task="graph"`` — one value per structure (formation energy, band gap, log K, Tc, …);
+  ``pooling="mean"`` (intensive: mean-pool the atoms, then an MLP) or ``"sum"`` (extensive: sum of atom terms).
+* ``task="site"`` — one value per atom (magnetic moment in μB, …).
+* ``task="potential"`` — total energy as a sum of atomic energies plus fitted element reference energies;
+  forces ``-∂E/∂r`` and stress ``(1/V) ∂E/∂ε`` by autograd. The potential runs on its own smooth graph (every
+  neighbour within ``cutoff``, messages scaled by a cosine envelope) so energy, forces and stress are continuous
+  when atoms cross the cutoff; the property tasks use the encoder's own graph (12 nearest neighbours, 8 Å).
+
+Targets are standardised inside the model (``target_mean``, ``target_std`` and ``element_refs`` are buffers saved
+with the weights), so predictions come back in physical units. ``NEGNN`` subclasses matgl's ``MatGLModel``:
+``model.save(dir)`` writes matgl's layout atomically and ``matgl.load_model(dir)`` returns the model.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from matgl.models._core import MatGLModel
+from torch import nn
+from torch_geometric.data import Batch
+from torch_geometric.utils import scatter
+
+from .elements import MAX_Z
+from .encoder import CGCNNEncoder, GaussianExpansion, WeightedCGConv, save_atomic
+from .graph import CrystalGraphConverter
+
+__all__ = ["NEGNN", "TASKS", "available_models", "cosine_envelope", "load_model", "model_card"]
+
+TASKS = ("graph", "site", "potential")
+
+
+def cosine_envelope(distances: torch.Tensor, cutoff: float) -> torch.Tensor:
+    """``0.5 (cos(π d / r_c) + 1)`` inside the cutoff, 0 outside: value and slope vanish at ``r_c``."""
+    env = 0.5 * (torch.cos(math.pi * distances / cutoff) + 1.0)
+    return torch.where(distances < cutoff, env, torch.zeros_like(env))
+
+
+def _resolve_encoder(encoder) -> CGCNNEncoder:
+    if isinstance(encoder, CGCNNEncoder):
+        return copy.deepcopy(encoder)  # never freeze, fine-tune or move the caller's instance
+    if isinstance(encoder, dict):  # an init-args dict (e.g. written by hand)
+        return CGCNNEncoder(**encoder)
+    from .pretrained import load_encoder
+
+    return load_encoder("default" if encoder is None else encoder)
+
+
+class NEGNN(MatGLModel):
+    """Node-embedding GNN: pretrained encoder layers → trainable CGConv layers → task head.
+
+    Parameters
+    ----------
+    encoder : CGCNNEncoder, str, path or None
+        The SSAR encoder: an instance (copied, so the caller's is never changed), a bundled name (``"default"``) or a saved encoder directory;
+        ``None`` = the bundled ``"default"``.
+    task : {"graph", "site", "potential"}
+        Structure-level property, per-atom property, or interatomic potential (energy/forces/stress).
+    target : str
+        Name of the predicted quantity (e.g. ``"formation_energy_per_atom"``, ``"magmom"``, ``"energy"``).
+    units : str
+        Units of the target, recorded for users (``"eV/atom"``, ``"eV"``, ``"μB"``).
+    layers : int, str or list of int, optional
+        Encoder layers concatenated as node input (same syntax as :func:`~ase_negnn.descriptor.parse_layers`).
+        Default: all layers for property tasks, ``[0]`` (the learned element embedding, independent of geometry)
+        for potentials.
+    freeze_encoder : bool
+        Keep the encoder's weights fixed (and its BatchNorm in evaluation mode); ``False`` fine-tunes it.
+    from_scratch : bool
+        Build the identical network with a randomly initialised, trainable encoder: the paper's baseline.
+    n_conv, width, hidden : int
+        Trainable CGConv layers, their width, and the hidden width of the head MLP.
+    pooling : {"mean", "sum"}
+        Graph task only: intensive (mean pool, then MLP) or extensive (sum of per-atom MLP outputs).
+    cutoff : float, optional
+        Potential task only: radius (Å) of the smooth graph; default 5 Å.
+    n_gaussians : int
+        Gaussian distance features of the trainable layers.
+    """
+
+    __version__ = 1
+
+    def __init__(
+        self,
+        encoder=None,
+        task: str = "graph",
+        target: str = "y",
+        units: str = "",
+        layers=None,
+        freeze_encoder: bool = True,
+        from_scratch: bool = False,
+        n_conv: int = 3,
+        width: int = 64,
+        hidden: int = 128,
+        pooling: str = "mean",
+        cutoff: float | None = None,
+        n_gaussians: int = 40,
+    ):
+        super().__init__()
+        from .descriptor import parse_layers
+
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if pooling not in ("mean", "sum"):
+            raise ValueError(f"pooling must be 'mean' or 'sum', got {pooling!r}")
+        if int(n_conv) < 0 or int(width) < 1 or int(hidden) < 1 or int(n_gaussians) < 2:
+            raise ValueError("n_conv must be >= 0, width and hidden >= 1, n_gaussians >= 2")
+        enc = _resolve_encoder(encoder)
+        if from_scratch:
+            enc = CGCNNEncoder(**enc._init_args)
+            freeze_encoder = False
+        if layers is None:
+            layers = [0] if task == "potential" else "all"
+        layers = parse_layers(layers, enc.n_layers)
+        if task == "potential":
+            cutoff = 5.0 if cutoff is None else float(cutoff)
+            if not cutoff > 0:
+                raise ValueError(f"cutoff must be positive (Å), got {cutoff!r}")
+        else:
+            cutoff = enc.cutoff
+        self.save_args(locals(), {"encoder": enc, "layers": layers, "cutoff": cutoff, "freeze_encoder": freeze_encoder})
+        self.encoder = enc
+        self.task, self.target, self.units = task, str(target), str(units)
+        self.layers, self.pooling, self.cutoff = layers, pooling, float(cutoff)
+        self.freeze_encoder = bool(freeze_encoder)
+        self.smooth = task == "potential"
+        if self.freeze_encoder:
+            self.encoder.requires_grad_(False)
+        self.input_proj = nn.Linear(len(layers) * enc.width, width)
+        self.expansion = GaussianExpansion(0.0, self.cutoff, self.cutoff / (int(n_gaussians) - 1))
+        self.edge_proj = nn.Linear(self.expansion.n_features, width) if n_conv else None
+        self.convs = nn.ModuleList([WeightedCGConv(width, dim=width, aggr="add") for _ in range(int(n_conv))])
+        self.norms = nn.ModuleList([nn.LayerNorm(width) for _ in range(int(n_conv))])
+        self.head = nn.Sequential(nn.Linear(width, hidden), nn.Softplus(), nn.Linear(hidden, hidden), nn.Softplus(),
+                                  nn.Linear(hidden, 1))
+        self.register_buffer("target_mean", torch.zeros(()))
+        self.register_buffer("target_std", torch.ones(()))
+        self.register_buffer("element_refs", torch.zeros(MAX_Z + 1))
+
+    # -- set-up ------------------------------------------------------------------------------------------------
+    def train(self, mode: bool = True):
+        """Like ``nn.Module.train``, but a frozen encoder always stays in evaluation mode (BatchNorm statistics)."""
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()
+        return self
+
+    def graph_converter(self) -> CrystalGraphConverter:
+        """Structure → graph converter this model expects (smooth all-neighbour graph for potentials)."""
+        if self.smooth:
+            return CrystalGraphConverter(self.cutoff, None)
+        return self.encoder.graph_converter()
+
+    def set_normalization(self, mean: float, std: float, element_refs=None) -> None:
+        """Set target standardisation (physical = std·output + mean) and, for potentials, element energies (eV)."""
+        if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+            raise ValueError(f"need finite mean and positive std, got {mean!r}, {std!r}")
+        self.target_mean.fill_(float(mean))
+        self.target_std.fill_(float(std))
+        if element_refs is not None:
+            refs = torch.as_tensor(np.asarray(element_refs, dtype=np.float32))
+            if refs.shape != self.element_refs.shape or not torch.isfinite(refs).all():
+                raise ValueError(f"element_refs must be {tuple(self.element_refs.shape)} finite values")
+            self.element_refs.copy_(refs)
+
+    @property
+    def n_node_inputs(self) -> int:
+        return len(self.layers) * self.encoder.width
+
+    # -- forward -----------------------------------------------------------------------------------------------
+    def node_inputs(self, data, edge_weight=None, distances=None) -> torch.Tensor:
+        """Concatenated SSAR of the chosen encoder layers, shape ``(n_atoms, len(layers) * width)``."""
+        out = self.encoder(data, edge_weight=edge_weight, max_layer=max(self.layers), distances=distances)
+        return torch.cat([out[i] for i in self.layers], dim=-1)
+
+    def _atom_features(self, data, node_inputs, distances, edge_weight):
+        h = self.input_proj(node_inputs)
+        if self.convs:
+            e = self.edge_proj(self.expansion(distances))
+            for conv, norm in zip(self.convs, self.norms):
+                h = norm(conv(h, data.edge_index, e, edge_weight))
+        return h
+
+    def _graph_index(self, data):
+        batch = getattr(data, "batch", None)
+        if batch is None:
+            batch = torch.zeros(data.num_nodes, dtype=torch.long, device=data.z.device)
+        return batch, int(data.cell.shape[0])
+
+    def _strained_geometry(self, data, compute_stress: bool):
+        """Positions and cell under a symmetric strain ε = 0 (a leaf tensor, so ∂E/∂ε gives the stress)."""
+        batch, n_graphs = self._graph_index(data)
+        pos, cell = data.pos, data.cell
+        strain = None
+        if compute_stress:
+            strain = torch.zeros((n_graphs, 3, 3), dtype=pos.dtype, device=pos.device, requires_grad=True)
+            sym = 0.5 * (strain + strain.transpose(1, 2))
+            pos = pos + torch.bmm(pos.unsqueeze(1), sym[batch]).squeeze(1)
+            cell = cell + torch.bmm(cell, sym)
+        src, dst = data.edge_index
+        offsets = torch.bmm(data.edge_shift.unsqueeze(1).to(cell.dtype), cell[batch[dst]]).squeeze(1)
+        distances = (pos[src] + offsets - pos[dst]).norm(dim=-1)
+        return distances, strain
+
+    def forward(self, data, compute_forces: bool = True, compute_stress: bool = False) -> dict:
+        """Predict for a graph or a batch of graphs.
+
+        Parameters
+        ----------
+        data : torch_geometric.data.Data or Batch
+            Graph(s) from :meth:`graph_converter`. Property tasks use ``data.node_inputs`` when present
+            (precomputed SSAR of a frozen encoder) instead of running the encoder.
+        compute_forces, compute_stress : bool
+            Potential task only.
+
+        Returns
+        -------
+        dict of torch.Tensor
+            ``{"y": (n_graphs,)}`` for graph tasks, ``{"y": (n_atoms,)}`` for site tasks, and
+            ``{"energy": (n_graphs,), "forces": (n_atoms, 3), "stress": (n_graphs, 3, 3)}`` (eV, eV/Å, eV/Å³;
+            forces/stress only when asked) for potentials.
+        """
+        batch, n_graphs = self._graph_index(data)
+        if self.smooth:
+            return self._potential(data, batch, n_graphs, compute_forces, compute_stress)
+        distances, _ = self._strained_geometry(data, False)
+        x = getattr(data, "node_inputs", None)
+        if x is None:
+            x = self.node_inputs(data, distances=distances)
+        h = self._atom_features(data, x, distances, None)
+        if self.task == "site":
+            return {"y": self.head(h).squeeze(-1) * self.target_std + self.target_mean}
+        if self.pooling == "mean":
+            pooled = scatter(h, batch, dim=0, dim_size=n_graphs, reduce="mean")
+            return {"y": self.head(pooled).squeeze(-1) * self.target_std + self.target_mean}
+        atom = self.head(h).squeeze(-1) * self.target_std + self.target_mean
+        return {"y": scatter(atom, batch, dim=0, dim_size=n_graphs, reduce="sum")}
+
+    def _potential(self, data, batch, n_graphs, compute_forces, compute_stress) -> dict:
+        pos = data.pos
+        if compute_forces and not pos.requires_grad:
+            pos = pos.detach().requires_grad_(True)
+            data = data.clone()
+            data.pos = pos
+        distances, strain = self._strained_geometry(data, compute_stress)
+        weight = cosine_envelope(distances, self.cutoff)
+        x = self.node_inputs(data, edge_weight=weight, distances=distances)
+        h = self._atom_features(data, x, distances, weight)
+        atom = self.head(h).squeeze(-1) * self.target_std + self.target_mean + self.element_refs[data.z]
+        energy = scatter(atom, batch, dim=0, dim_size=n_graphs, reduce="sum")
+        out = {"energy": energy}
+        if compute_forces or compute_stress:
+            inputs = [t for t in (pos if compute_forces else None, strain) if t is not None]
+            grads = torch.autograd.grad(energy.sum(), inputs, create_graph=self.training)
+            if compute_forces:
+                out["forces"] = -grads[0]
+            if compute_stress:
+                volume = torch.linalg.det(data.cell).abs().clamp_min(1e-12)
+                out["stress"] = grads[-1] / volume.view(-1, 1, 1)
+        return out
+
+    # -- convenience ---------------------------------------------------------------------------------------------
+    def predict(self, structures, batch_size: int = 32, progress: bool = False, compute_stress: bool = True,
+                device: str | torch.device | None = None) -> list[dict]:
+        """Predict for many structures (``Atoms`` or pymatgen), batched; one dict of numpy values per structure.
+
+        Graph task: ``{target: float}``; site task: ``{target: (n_atoms,)}``; potential:
+        ``{"energy": float, "forces": (n_atoms, 3), "stress": (3, 3)}`` (eV, eV/Å, eV/Å³).
+        """
+        from tqdm.auto import tqdm
+
+        structures = list(structures)
+        converter = self.graph_converter()
+        device = torch.device(device) if device is not None else next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        results: list[dict] = []
+        try:
+            for start in tqdm(range(0, len(structures), batch_size), disable=not progress, desc="predict", unit="batch"):
+                chunk = structures[start : start + batch_size]
+                batch = Batch.from_data_list([converter(s) for s in chunk]).to(device)
+                if self.smooth:
+                    with torch.enable_grad():
+                        out = self(batch, compute_forces=True, compute_stress=compute_stress)
+                else:
+                    with torch.inference_mode():
+                        out = self(batch)
+                results.extend(self._split(out, batch))
+        finally:
+            self.train(was_training)
+        return results
+
+    def _split(self, out: dict, batch) -> list[dict]:
+        ptr = batch.ptr.tolist()
+        n = len(ptr) - 1
+        if self.task == "graph":
+            y = out["y"].detach().cpu().numpy()
+            return [{self.target: float(y[i])} for i in range(n)]
+        if self.task == "site":
+            y = out["y"].detach().cpu().numpy()
+            return [{self.target: y[ptr[i] : ptr[i + 1]].copy()} for i in range(n)]
+        energy = out["energy"].detach().cpu().numpy()
+        forces = out["forces"].detach().cpu().numpy()
+        stress = out["stress"].detach().cpu().numpy() if "stress" in out else None
+        rows = []
+        for i in range(n):
+            row = {"energy": float(energy[i]), "forces": forces[ptr[i] : ptr[i + 1]].copy()}
+            if stress is not None:
+                row["stress"] = stress[i].copy()
+            rows.append(row)
+        return rows
+
+    def predict_structure(self, structure, *args, **kwargs) -> torch.Tensor:
+        """matgl's single-structure entry point: the graph value, the per-atom values, or the total energy (eV)."""
+        row = self.predict([structure], batch_size=1, compute_stress=False)[0]
+        return torch.as_tensor(row["energy"] if self.smooth else row[self.target])
+
+    def save(self, path: str | Path = ".", metadata: dict | None = None, makedirs: bool = True):
+        """Save atomically in matgl's layout (``model.pt``, ``state.pt``, ``model.json``) into directory ``path``."""
+        save_atomic(self, path, metadata)
+
+
+# -- bundled models --------------------------------------------------------------------------------------------
+def _root() -> Path:
+    from .pretrained import _pretrained_root
+
+    return _pretrained_root()
+
+
+def _class_of(path: Path) -> str | None:
+    try:
+        return json.loads((path / "model.json").read_text()).get("@class")
+    except (OSError, ValueError):
+        return None
+
+
+def available_models() -> list[str]:
+    """Names of the NEGNN models bundled with the package (e.g. ``"mp-eform"``, ``"mp-gap"``)."""
+    root = _root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and _class_of(p) == "NEGNN")
+
+
+def _model_path(model: str | Path) -> Path:
+    if isinstance(model, str) and model in available_models():
+        return _root() / model
+    path = Path(model)
+    if not path.is_dir():
+        if isinstance(model, str) and "/" not in model and not path.suffix:
+            raise ValueError(f"unknown model {model!r}; bundled models: {available_models()} (or give a directory)")
+        raise FileNotFoundError(f"model directory not found: {path}")
+    return path
+
+
+def model_card(model: str | Path) -> dict:
+    """The card (data, split, training settings, test metrics) saved with a bundled or trained model."""
+    path = _model_path(model)
+    card = path / "card.json"
+    if card.exists():
+        return json.loads(card.read_text())
+    return json.loads((path / "model.json").read_text()).get("metadata") or {}
+
+
+def load_model(model: str | Path | NEGNN, device: str | torch.device = "cpu") -> NEGNN:
+    """Load a NEGNN (bundled name or directory) in evaluation mode; weights are read with ``weights_only=True``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing directory, unknown name, or a directory that does not hold a NEGNN (the message says what it holds).
+    """
+    if isinstance(model, NEGNN):
+        return model.to(device).eval()
+    path = _model_path(model)
+    missing = [f for f in ("model.json", "model.pt", "state.pt") if not (path / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"{path} is not a saved model: missing {missing}")
+    cls = _class_of(path)
+    if cls != "NEGNN":
+        raise ValueError(f"{path} holds a {cls or 'unreadable model.json'}, not a NEGNN model")
+    try:
+        net = NEGNN.load(path)
+    except Exception as ex:
+        raise ValueError(f"could not load the NEGNN in {path}: {type(ex).__name__}: {ex}") from ex
+    return net.to(device).eval()
