@@ -113,5 +113,115 @@ def embed(input_path, out, layers, pooling, model, batch_size, device, no_progre
     click.echo(f"wrote {values.shape[0]} x {values.shape[1]} descriptors to {out}")
 
 
+def _devices(value):
+    return int(value) if str(value).isdigit() else value
+
+
+@cli.command("train")
+@click.option("--data", "data", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Labelled structures: ASE file (extxyz with info/arrays/calculator results), CIF dir or ASE db.")
+@click.option("--target", required=True, help="Label key: atoms.info / calculator result (graph), per-atom array (site); "
+              "for potentials the model name (energy and forces are read from the calculator results).")
+@click.option("--task", type=click.Choice(["graph", "site", "potential"]), default="graph", show_default=True,
+              help="graph: one value per structure; site: per atom (e.g. magmoms, μB); potential: energy/forces/stress.")
+@click.option("--labels", "labels_csv", type=click.Path(exists=True, path_type=Path), default=None,
+              help="CSV with an id column (id, mp_id, material_id) and a TARGET column, joined to structure ids.")
+@click.option("--id-column", default=None, help="Id column of --labels [default: first of id, mp_id, material_id].")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Run directory (model/, checkpoints/, metrics.csv, test_metrics.json, parity.png, card.json).")
+@click.option("--split", default="0.8,0.1,0.1", show_default=True, help="Train,validation,test fractions.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and the initialisation.")
+@click.option("--max-epochs", type=click.IntRange(min=1), default=100, show_default=True, help="Epoch limit.")
+@click.option("--early-stopping", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Patience in epochs on the validation MAE (0: off).")
+@click.option("--from-scratch", is_flag=True, help="Baseline: identical network with a random, trainable encoder.")
+@click.option("--encoder", default="default", show_default=True, help="Bundled encoder name or encoder directory.")
+@click.option("--layers", default=None, help="Encoder layers fed to the GNN ('all', '0-5', '0,2', 3) "
+              "[default: all; 0 for potentials].")
+@click.option("--fine-tune", is_flag=True, help="Train the encoder's weights too (default: frozen).")
+@click.option("--n-conv", type=click.IntRange(min=0), default=3, show_default=True, help="Trainable CGConv layers.")
+@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True, help="Width of the trainable layers.")
+@click.option("--pooling", type=click.Choice(["mean", "sum"]), default="mean", show_default=True,
+              help="Graph task: mean (intensive) or sum (extensive) over atoms.")
+@click.option("--cutoff", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Potential graph cutoff in Å [default: 5].")
+@click.option("--units", default="", help="Units of the target, recorded in the model card (e.g. eV/atom).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Structures per batch.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="AdamW learning rate (cosine decay to 1 %).")
+@click.option("--energy-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Potential loss weight of the energy per atom (eV/atom)².")
+@click.option("--force-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Potential loss weight of the forces (eV/Å)².")
+@click.option("--stress-weight", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="Potential loss weight of the stress (eV/Å³)², where structures have one.")
+@click.option("--max-train", type=click.IntRange(min=1), default=None, help="Use only N training structures (learning curves).")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.ckpt.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Graph cache directory.")
+@click.option("--accelerator", default="cpu", show_default=True, help="Lightning accelerator (cpu, gpu, auto).")
+@click.option("--devices", default="auto", show_default=True, help="Lightning devices.")
+@click.option("--no-progress", is_flag=True, help="Disable progress bars.")
+def train_cmd(data, target, task, labels_csv, id_column, out, split, seed, max_epochs, early_stopping, from_scratch,
+              encoder, layers, fine_tune, n_conv, width, pooling, cutoff, units, batch_size, lr, energy_weight,
+              force_weight, stress_weight, max_train, resume, cache_dir, accelerator, devices, no_progress):
+    """Train a NEGNN on labelled structures; writes the best model and its test MAE/RMSE/R².
+
+    \b
+    Examples:
+      ase-negnn train --data mp.extxyz --target formation_energy_per_atom --units eV/atom --out runs/eform
+      ase-negnn train --data mp.extxyz --target band_gap --from-scratch --out runs/gap-scratch
+      ase-negnn train --data cifs/ --labels tc.csv --target Tc --units K --out runs/tc
+      ase-negnn train --data Si_training.extxyz --task potential --target energy --out runs/si
+    """
+    from .train import train as run
+
+    try:
+        card = run(data, target, task=task, out=out, split=split, seed=seed, max_epochs=max_epochs,
+                   early_stopping=early_stopping, from_scratch=from_scratch, encoder=encoder, layers=layers,
+                   freeze_encoder=not fine_tune, n_conv=n_conv, width=width, pooling=pooling, cutoff=cutoff,
+                   units=units, batch_size=batch_size, lr=lr, labels_csv=labels_csv, id_column=id_column,
+                   energy_weight=energy_weight, force_weight=force_weight, stress_weight=stress_weight,
+                   max_train=max_train, resume=resume, cache_dir=cache_dir, accelerator=accelerator,
+                   devices=_devices(devices), progress=not no_progress)
+    except (FileNotFoundError, FileExistsError, ValueError) as ex:
+        raise click.ClickException(str(ex)) from ex
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in card["test_metrics"].items() if not k.endswith("n"))
+    click.echo(f"model written to {out / 'model'}; test: {metrics}")
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Output: .csv (one row per structure, or per atom for site models) or .db (ASE database).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Structures per batch.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda).")
+@click.option("--no-progress", is_flag=True, help="Disable the progress bar.")
+def predict(model, input_path, out, batch_size, device, no_progress):
+    """Predict with MODEL (bundled name such as mp-eform, or a model directory) for every structure of INPUT.
+
+    \b
+    Units are the model's (see its card): e.g. eV/atom for mp-eform, eV for mp-gap; potentials give
+    energy (eV), forces (eV/Å, .db only) and stress (eV/Å³, Voigt xx yy zz yz xz xy).
+    Example:
+      ase-negnn predict mp-gap structures.extxyz --out gaps.csv
+      ase-negnn predict runs/si/model relaxed.traj --out energies.db
+    """
+    from .data import read_structures
+    from .models import load_model
+    from .predict import write_predictions
+
+    if out.suffix.lower() not in (".csv", ".db"):
+        raise click.BadParameter(f"--out must end in .csv or .db, got {out.name!r}", param_hint="--out")
+    try:
+        net = load_model(model, device=device)
+        images = read_structures(input_path)
+        rows = net.predict(images, batch_size=batch_size, progress=not no_progress)
+        write_predictions(out, net, images, rows)
+    except (FileNotFoundError, ValueError, TypeError) as ex:
+        raise click.ClickException(str(ex)) from ex
+    click.echo(f"wrote predictions of {net.target} for {len(images)} structure(s) to {out}")
+
+
 def main():  # pragma: no cover
     cli()

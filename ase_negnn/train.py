@@ -1,0 +1,436 @@
+"""Supervised NEGNN training with Lightning: labels → graphs → split → ``Trainer`` → best model, test metrics, plot."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import logging
+import platform
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torch_geometric.data import Batch, Data
+from torch_geometric.loader import DataLoader
+
+from .data import GraphDataset, load_graph_dataset, read_structures
+from .io import atomic_open, structure_ids, write_json_atomic
+from .labels import Labels, extract_labels
+from .models import NEGNN
+from .pretrain import MetricsCSV
+
+__all__ = ["LabelledGraphs", "NEGNNModule", "evaluate", "fit_element_refs", "parse_split", "regression_metrics", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+def parse_split(split) -> tuple[float, float, float]:
+    """``"0.8,0.1,0.1"`` or a 3-sequence → (train, val, test) fractions; they must be positive and sum to 1."""
+    parts = [float(x) for x in (split.split(",") if isinstance(split, str) else split)]
+    if len(parts) != 3 or any(not np.isfinite(p) or p <= 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6:
+        raise ValueError(f"split must be three positive fractions summing to 1 (train,val,test), got {split!r}")
+    return parts[0], parts[1], parts[2]
+
+
+def split_three(n: int, split, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded random train/validation/test indices of ``range(n)``; raises if any part would be empty."""
+    f_train, f_val, _ = parse_split(split)
+    n_train, n_val = int(round(n * f_train)), int(round(n * f_val))
+    n_test = n - n_train - n_val
+    if min(n_train, n_val, n_test) < 1:
+        raise ValueError(f"split {split} of {n} structure(s) leaves an empty set "
+                         f"(train {n_train}, validation {n_val}, test {n_test}); use more structures or another split")
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[:n_train]), np.sort(perm[n_train : n_train + n_val]), np.sort(perm[n_train + n_val :])
+
+
+def fit_element_refs(graphs: GraphDataset, energies: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Least-squares element reference energies (eV) from total energies of structures ``rows``: E ≈ Σ_Z n_Z·e_Z."""
+    from .elements import MAX_Z
+
+    z, ptr = graphs.arrays["z"].numpy(), graphs.arrays["node_ptr"].numpy()
+    counts = np.zeros((len(rows), MAX_Z + 1))
+    for k, i in enumerate(rows):
+        counts[k] = np.bincount(z[ptr[i] : ptr[i + 1]], minlength=MAX_Z + 1)
+    present = counts.any(axis=0)
+    sol, *_ = np.linalg.lstsq(counts[:, present], energies[rows], rcond=None)
+    refs = np.zeros(MAX_Z + 1)
+    refs[present] = sol
+    return refs
+
+
+class LabelledGraphs(Dataset):
+    """Cached graphs plus aligned labels (and, for frozen encoders, precomputed node inputs)."""
+
+    def __init__(self, graphs: GraphDataset, labels: Labels, rows: np.ndarray):
+        self.graphs, self.labels, self.rows = graphs, labels, np.asarray(rows)
+        self.node_inputs: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def __getitem__(self, i: int) -> Data:
+        g = self.graphs[i]
+        j = int(self.rows[i])
+        lab = self.labels
+        if lab.task == "graph":
+            g.y = torch.tensor([lab.y[j]], dtype=torch.float32)
+        elif lab.task == "site":
+            g.y = torch.as_tensor(lab.y[j], dtype=torch.float32)
+        else:
+            g.energy = torch.tensor([lab.y[j]], dtype=torch.float32)
+            g.forces = torch.as_tensor(lab.forces[j], dtype=torch.float32)
+            s = lab.stress[j]
+            g.stress = torch.as_tensor(np.zeros((3, 3)) if s is None else s, dtype=torch.float32).unsqueeze(0)
+            g.has_stress = torch.tensor([s is not None])
+        if self.node_inputs is not None:
+            ptr = self.graphs.arrays["node_ptr"]
+            g.node_inputs = self.node_inputs[int(ptr[i]) : int(ptr[i + 1])]
+        return g
+
+
+@torch.inference_mode()
+def _precompute_node_inputs(model: NEGNN, dataset: LabelledGraphs, batch_size: int, progress: bool) -> torch.Tensor:
+    """SSAR of a frozen encoder for every atom, computed once instead of every epoch."""
+    from tqdm.auto import tqdm
+
+    model.eval()
+    chunks = []
+    n = len(dataset.graphs)
+    for start in tqdm(range(0, n, batch_size), disable=not progress, desc="encoder features", unit="batch"):
+        batch = Batch.from_data_list([dataset.graphs[i] for i in range(start, min(n, start + batch_size))])
+        chunks.append(model.node_inputs(batch))
+    return torch.cat(chunks)
+
+
+def regression_metrics(pred, true) -> dict:
+    """MAE, RMSE and R² of flattened arrays."""
+    pred, true = np.asarray(pred, float).ravel(), np.asarray(true, float).ravel()
+    err = pred - true
+    ss_tot = float(((true - true.mean()) ** 2).sum())
+    return {
+        "mae": float(np.abs(err).mean()),
+        "rmse": float(np.sqrt((err**2).mean())),
+        "r2": float(1.0 - (err**2).sum() / ss_tot) if ss_tot > 0 else float("nan"),
+        "n": int(true.size),
+    }
+
+
+class NEGNNModule(L.LightningModule):
+    """Lightning wrapper: losses, metrics and optimiser of a :class:`~ase_negnn.models.NEGNN`.
+
+    Property tasks minimise the MSE of the standardised target; potentials minimise
+    ``w_E·MSE(E/N) + w_F·MSE(F) + w_S·MSE(σ)`` in eV/atom, eV/Å and eV/Å³ (matgl's M3GNet defaults 1, 1, 0.1).
+    """
+
+    def __init__(self, model: NEGNN, lr: float = 1e-3, max_epochs: int = 100, energy_weight: float = 1.0,
+                 force_weight: float = 1.0, stress_weight: float = 0.1):
+        super().__init__()
+        self.model = model
+        self.lr, self.max_epochs = lr, max_epochs
+        self.energy_weight, self.force_weight, self.stress_weight = energy_weight, force_weight, stress_weight
+
+    def _step(self, batch, stage: str):
+        m = self.model
+        n = batch.num_graphs
+        if m.task != "potential":
+            pred = m(batch)["y"]
+            loss = torch.mean(((pred - batch.y) / m.target_std) ** 2)
+            self.log(f"{stage}_loss", loss, batch_size=n, prog_bar=stage == "train")
+            self.log(f"{stage}_mae", torch.mean(torch.abs(pred - batch.y)), batch_size=n, prog_bar=True)
+            return loss
+        with torch.enable_grad():
+            out = m(batch, compute_forces=True, compute_stress=self.stress_weight > 0 and bool(batch.has_stress.any()))
+        n_atoms = torch.bincount(batch.batch, minlength=n).clamp_min(1)
+        e_err = (out["energy"] - batch.energy) / n_atoms
+        f_err = out["forces"] - batch.forces
+        loss = self.energy_weight * torch.mean(e_err**2) + self.force_weight * torch.mean(f_err**2)
+        if "stress" in out:
+            mask = batch.has_stress
+            s_err = (out["stress"] - batch.stress)[mask]
+            loss = loss + self.stress_weight * torch.mean(s_err**2)
+        self.log(f"{stage}_loss", loss, batch_size=n, prog_bar=stage == "train")
+        self.log(f"{stage}_mae", torch.mean(torch.abs(e_err)), batch_size=n, prog_bar=True)
+        self.log(f"{stage}_force_mae", torch.mean(torch.abs(f_err)), batch_size=n, prog_bar=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        return self._step(batch, "val")
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.max_epochs), eta_min=self.lr * 0.01)
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+
+def _loader(dataset, idx, batch_size, shuffle, num_workers=0):
+    from torch.utils.data import Subset
+
+    return DataLoader(Subset(dataset, [int(i) for i in idx]), batch_size=batch_size, shuffle=shuffle,
+                      num_workers=num_workers, persistent_workers=num_workers > 0)
+
+
+def evaluate(model: NEGNN, dataset: LabelledGraphs, idx, batch_size: int = 64) -> tuple[dict, list]:
+    """Metrics and per-structure (true, predicted) pairs of ``model`` on ``dataset[idx]``."""
+    model.eval()
+    pairs = []
+    true_all, pred_all, f_true, f_pred = [], [], [], []
+    for batch in _loader(dataset, idx, batch_size, False):
+        if model.task == "potential":
+            with torch.enable_grad():
+                out = model(batch, compute_forces=True)
+            n_atoms = torch.bincount(batch.batch, minlength=batch.num_graphs).numpy()
+            e_pred = out["energy"].detach().numpy() / n_atoms
+            e_true = batch.energy.numpy() / n_atoms
+            true_all.append(e_true)
+            pred_all.append(e_pred)
+            f_true.append(batch.forces.numpy())
+            f_pred.append(out["forces"].detach().numpy())
+            pairs.extend(zip(batch.idx.tolist(), e_true.tolist(), e_pred.tolist()))
+        else:
+            with torch.inference_mode():
+                pred = model(batch)["y"].numpy()
+            true = batch.y.numpy()
+            true_all.append(true)
+            pred_all.append(pred)
+            if model.task == "graph":
+                pairs.extend(zip(batch.idx.tolist(), true.tolist(), pred.tolist()))
+            else:
+                node_graph = batch.batch.numpy()
+                for k, gi in enumerate(batch.idx.tolist()):
+                    sel = node_graph == k
+                    pairs.extend((gi, t, p) for t, p in zip(true[sel].tolist(), pred[sel].tolist()))
+    metrics = regression_metrics(np.concatenate(pred_all), np.concatenate(true_all))
+    if model.task == "potential":
+        metrics = {"energy_per_atom_" + k: v for k, v in metrics.items()}
+        metrics.update({"force_" + k: v for k, v in regression_metrics(np.concatenate(f_pred), np.concatenate(f_true)).items()})
+    return metrics, pairs
+
+
+def _parity_plot(pairs, path: Path, title: str, units: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    true = np.array([p[1] for p in pairs])
+    pred = np.array([p[2] for p in pairs])
+    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=120)
+    ax.scatter(true, pred, s=6, alpha=0.5, lw=0)
+    lo, hi = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set_xlabel(f"true ({units})" if units else "true")
+    ax.set_ylabel(f"predicted ({units})" if units else "predicted")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png")
+    plt.close(fig)
+
+
+def train(
+    data,
+    target: str,
+    task: str = "graph",
+    out: str | Path = "negnn-run",
+    split="0.8,0.1,0.1",
+    seed: int = 0,
+    max_epochs: int = 100,
+    early_stopping: int = 20,
+    from_scratch: bool = False,
+    encoder="default",
+    layers=None,
+    freeze_encoder: bool = True,
+    n_conv: int = 3,
+    width: int = 64,
+    pooling: str = "mean",
+    cutoff: float | None = None,
+    units: str = "",
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    labels_csv: str | Path | None = None,
+    id_column: str | None = None,
+    energy_weight: float = 1.0,
+    force_weight: float = 1.0,
+    stress_weight: float = 0.1,
+    max_train: int | None = None,
+    resume: bool = False,
+    cache_dir: str | Path | None = None,
+    accelerator: str = "cpu",
+    devices="auto",
+    num_workers: int = 0,
+    progress: bool = True,
+    plot: bool = True,
+) -> dict:
+    """Train a NEGNN and write the run to ``out``.
+
+    Parameters
+    ----------
+    data : path or list of ase.Atoms
+        Labelled structures (ASE file, CIF directory, ASE db, or ``Atoms`` list).
+    target : str
+        Label key (see :func:`~ase_negnn.labels.extract_labels`); for potentials it is only the model's name.
+    task : {"graph", "site", "potential"}
+    split : str or sequence
+        Train/validation/test fractions (seeded by ``seed``); the test set is only used after training.
+    max_epochs, early_stopping : int
+        Epoch limit and early-stopping patience on the validation MAE (0 disables early stopping).
+    from_scratch : bool
+        Random, trainable encoder (the baseline); otherwise ``encoder`` (bundled name or directory) is used,
+        frozen unless ``freeze_encoder=False``.
+    layers, n_conv, width, pooling, cutoff, units
+        Model settings, see :class:`~ase_negnn.models.NEGNN`.
+    max_train : int, optional
+        Use only the first ``max_train`` structures of the (seeded) training split: learning curves with the
+        same validation and test sets.
+    resume : bool
+        Continue from ``out/checkpoints/last.ckpt``.
+
+    Returns
+    -------
+    dict
+        The run card (data, split sizes, settings, wall time, validation and test metrics), also written to
+        ``out/card.json``. ``out/model`` holds the best model (``matgl.load_model`` / :func:`~ase_negnn.models.load_model`),
+        ``out/metrics.csv`` the per-epoch curve, ``out/test_metrics.json|csv`` the test MAE/RMSE/R²,
+        ``out/test_predictions.csv`` and ``out/parity.png`` the test predictions.
+    """
+    out = Path(out)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if resume and not last.exists():
+        raise FileNotFoundError(f"--resume given but {last} does not exist")
+    if not resume and last.exists():
+        raise FileExistsError(f"{out} already holds a run ({last}); pass resume=True/--resume or choose another --out")
+    if max_epochs < 1 or batch_size < 1:
+        raise ValueError(f"max_epochs and batch_size must be >= 1, got {max_epochs} and {batch_size}")
+    parse_split(split)
+    t0 = time.perf_counter()
+    images = read_structures(data)
+    labels = extract_labels(images, target, task, labels_csv, id_column)
+    n_labelled = len(images)
+    split_three(n_labelled, split, seed)  # fail on an empty split before building anything
+    L.seed_everything(seed, workers=True, verbose=False)
+    model = NEGNN(encoder=encoder, task=task, target=target, units=units, layers=layers,
+                  freeze_encoder=freeze_encoder, from_scratch=from_scratch, n_conv=n_conv, width=width,
+                  pooling=pooling, cutoff=cutoff)
+    converter = model.graph_converter()
+    if isinstance(data, (str, Path)):
+        graphs = load_graph_dataset(data, converter, cache_dir, progress=progress, images=images)
+        rows = np.asarray(graphs.meta.get("indices", range(len(graphs))))
+    else:
+        built = [converter(a) for a in images]
+        graphs = GraphDataset.from_graphs(built, {"graph": converter.settings.todict()})
+        rows = np.arange(len(images))
+    ids = structure_ids(images)
+    dataset = LabelledGraphs(graphs, labels, rows)
+    train_idx, val_idx, test_idx = split_three(len(dataset), split, seed)
+    if max_train is not None:
+        if max_train < 1:
+            raise ValueError(f"max_train must be >= 1, got {max_train}")
+        train_idx = np.random.default_rng(seed + 1).permutation(train_idx)[:max_train]
+    _set_normalization(model, dataset, train_idx)
+    if model.freeze_encoder and task != "potential":
+        dataset.node_inputs = _precompute_node_inputs(model, dataset, max(batch_size, 64), progress)
+    t_prep = time.perf_counter() - t0
+
+    module = NEGNNModule(model, lr=lr, max_epochs=max_epochs, energy_weight=energy_weight,
+                         force_weight=force_weight, stress_weight=stress_weight)
+    best = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_mae", mode="min",
+                                               save_top_k=1, save_last=True)
+    callbacks = [best, MetricsCSV(out / "metrics.csv")]
+    if early_stopping:
+        callbacks.append(L.pytorch.callbacks.EarlyStopping(monitor="val_mae", mode="min", patience=early_stopping))
+    trainer = L.Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=devices, logger=False,
+                        callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False,
+                        default_root_dir=out, inference_mode=task != "potential", num_sanity_val_steps=0)
+    t1 = time.perf_counter()
+    trainer.fit(module, _loader(dataset, train_idx, batch_size, True, num_workers),
+                _loader(dataset, val_idx, batch_size, False, num_workers), ckpt_path=str(last) if resume else None)
+    t_train = time.perf_counter() - t1
+    if best.best_model_path:
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    model = module.model.cpu().eval()
+    val_metrics, _ = evaluate(model, dataset, val_idx, batch_size)
+    test_metrics, pairs = evaluate(model, dataset, test_idx, batch_size)
+    card = {
+        "task": task,
+        "target": target,
+        "units": units,
+        "data": str(data) if isinstance(data, (str, Path)) else f"{len(images)} Atoms",
+        "labels": labels.source,
+        "label_notes": labels.notes,
+        "n_structures": len(dataset),
+        "skipped_structures": n_labelled - len(dataset),
+        "split": list(parse_split(split)),
+        "seed": seed,
+        "n_train": len(train_idx),
+        "n_validation": len(val_idx),
+        "n_test": len(test_idx),
+        "from_scratch": from_scratch,
+        "encoder": str(encoder) if not from_scratch else "random init",
+        "model": {k: v for k, v in model._init_args.items() if k != "encoder"},
+        "batch_size": batch_size,
+        "lr": lr,
+        "max_epochs": max_epochs,
+        "epochs_run": trainer.current_epoch,
+        "best_epoch_checkpoint": Path(best.best_model_path).name if best.best_model_path else None,
+        "early_stopping_patience": early_stopping,
+        "loss_weights": {"energy": energy_weight, "force": force_weight, "stress": stress_weight} if task == "potential" else None,
+        "validation_metrics": val_metrics,
+        "test_metrics": test_metrics,
+        "prepare_seconds": round(t_prep, 1),
+        "train_seconds_this_session": round(t_train, 1),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "hardware": f"{platform.machine()}, torch threads {torch.get_num_threads()}, accelerator {accelerator}",
+        "versions": {"torch": torch.__version__, "lightning": L.__version__},
+    }
+    model.save(out / "model", metadata=card)
+    write_json_atomic(card, out / "card.json")
+    write_json_atomic(test_metrics, out / "test_metrics.json")
+    with atomic_open(out / "test_metrics.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["metric", "value"])
+        w.writerows(sorted(test_metrics.items()))
+    with atomic_open(out / "test_predictions.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "true", "predicted"])  # site task: one row per atom
+        for gi, t, p in pairs:
+            w.writerow([ids[int(rows[gi])], f"{t:.6g}", f"{p:.6g}"])
+    if plot:
+        key = "energy_per_atom_mae" if task == "potential" else "mae"
+        name = "energy per atom" if task == "potential" else target
+        _parity_plot(pairs, out / "parity.png", f"{name}: test MAE {test_metrics[key]:.4g} {units} (n={len(pairs)})",
+                     "eV/atom" if task == "potential" else units)
+    return card
+
+
+def _set_normalization(model: NEGNN, dataset: LabelledGraphs, train_idx) -> None:
+    lab = dataset.labels
+    rows = dataset.rows[np.asarray(train_idx)]
+    if lab.task == "graph":
+        y = np.asarray(lab.y)[rows]
+        if model.pooling == "sum":
+            n = np.diff(dataset.graphs.arrays["node_ptr"].numpy())[np.asarray(train_idx)]
+            y = y / n
+        model.set_normalization(float(y.mean()), float(max(y.std(), 1e-6)))
+    elif lab.task == "site":
+        y = np.concatenate([lab.y[j] for j in rows])
+        model.set_normalization(float(y.mean()), float(max(y.std(), 1e-6)))
+    else:
+        energies = np.zeros(len(dataset))
+        energies[:] = np.asarray(lab.y)[dataset.rows]
+        refs = fit_element_refs(dataset.graphs, energies, np.asarray(train_idx))
+        z, ptr = dataset.graphs.arrays["z"].numpy(), dataset.graphs.arrays["node_ptr"].numpy()
+        resid = np.array([(energies[i] - refs[z[ptr[i] : ptr[i + 1]]].sum()) / (ptr[i + 1] - ptr[i]) for i in train_idx])
+        # Scale atomic energies by the RMS force (as MACE does): forces are the bulk of the signal.
+        forces = np.concatenate([lab.forces[j] for j in rows])
+        scale = float(np.sqrt(np.mean(forces**2)))
+        model.set_normalization(float(resid.mean()), scale if scale > 1e-3 else float(max(resid.std(), 1e-3)), refs)

@@ -1,0 +1,201 @@
+"""Supervised training: labels, splits, run directory, resume, bad input caught before training, CLI train/predict."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from ase.io import write
+from click.testing import CliRunner
+from conftest import DATA_DIR, MP_SMALL
+
+from ase_negnn.cli import cli
+from ase_negnn.labels import extract_labels
+from ase_negnn.models import load_model
+from ase_negnn.train import fit_element_refs, parse_split, split_three, train
+
+SI_SMALL = DATA_DIR / "si_mlearn_small.extxyz"
+FAST = {"max_epochs": 2, "progress": False, "plot": True, "n_conv": 1, "width": 16, "batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def graph_run(tmp_path_factory, encoder_dir):
+    out = tmp_path_factory.mktemp("runs") / "gap"
+    card = train(MP_SMALL, "band_gap", out=out, encoder=str(encoder_dir), units="eV", **FAST)
+    return out, card
+
+
+def test_graph_run_writes_model_metrics_and_plot(graph_run, mp_structures):
+    out, card = graph_run
+    for name in ("card.json", "metrics.csv", "test_metrics.json", "test_metrics.csv", "test_predictions.csv",
+                 "parity.png", "model/model.json", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+        assert (out / name).exists(), name
+    assert (card["n_train"], card["n_validation"], card["n_test"]) == (32, 4, 4)
+    assert set(card["test_metrics"]) == {"mae", "rmse", "r2", "n"}
+    assert json.loads((out / "test_metrics.json").read_text()) == card["test_metrics"]
+    with open(out / "metrics.csv") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [0, 1]
+    # the saved model reproduces the test predictions written by the run
+    with open(out / "test_predictions.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    by_id = {a.info["mp_id"]: a for a in mp_structures}
+    model = load_model(out / "model")
+    pred = model.predict([by_id[r["id"]] for r in rows])
+    np.testing.assert_allclose([p["band_gap"] for p in pred], [float(r["predicted"]) for r in rows], atol=1e-4)
+    mae = np.mean([abs(float(r["true"]) - float(r["predicted"])) for r in rows])
+    assert mae == pytest.approx(card["test_metrics"]["mae"], abs=1e-4)
+    assert model.units == "eV" and card["test_metrics"]["n"] == 4
+
+
+def test_resume_continues_and_refuses_to_overwrite(graph_run, encoder_dir):
+    out, _ = graph_run
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(MP_SMALL, "band_gap", out=out, encoder=str(encoder_dir), **FAST)
+    card = train(MP_SMALL, "band_gap", out=out, encoder=str(encoder_dir), resume=True, **{**FAST, "max_epochs": 3})
+    assert card["epochs_run"] == 3
+    with open(out / "metrics.csv") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [0, 1, 2]
+
+
+def test_potential_run_on_mlearn_si_fixture(tmp_path, encoder_dir):
+    card = train(SI_SMALL, "energy", task="potential", out=tmp_path / "si", encoder=str(encoder_dir),
+                 cutoff=4.0, **{**FAST, "batch_size": 4})
+    m = card["test_metrics"]
+    assert {"energy_per_atom_mae", "force_mae", "force_rmse"} <= set(m)
+    assert m["force_n"] > 0 and np.isfinite(m["force_mae"])
+    model = load_model(tmp_path / "si" / "model")
+    assert model.task == "potential" and model.cutoff == 4.0
+    # element reference energy fitted by least squares: ~ the DFT energy per Si atom
+    assert -6.0 < float(model.element_refs[14]) < -4.0
+
+
+def test_site_task_learns_per_atom_labels(tmp_path, mp_structures, encoder_dir):
+    images = [a.copy() for a in mp_structures]
+    for a in images:  # a per-atom label with structure: the atomic number / 10
+        a.arrays["zlabel"] = a.numbers / 10.0
+    card = train(images, "zlabel", task="site", out=tmp_path / "site", encoder=str(encoder_dir), **FAST)
+    with open(tmp_path / "site" / "test_predictions.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    test_ids = sorted({r["id"] for r in rows})
+    n_atoms = {a.info["mp_id"]: len(a) for a in images}
+    assert len(test_ids) == card["n_test"] == 4
+    assert card["test_metrics"]["n"] == len(rows) == sum(n_atoms[i] for i in test_ids)  # one row per atom
+
+
+def test_element_refs_least_squares():
+    from ase import Atoms
+
+    from ase_negnn.data import GraphDataset
+    from ase_negnn.graph import CrystalGraphConverter
+
+    conv = CrystalGraphConverter(4.0, None)
+    images = [Atoms("NaCl", positions=[[0, 0, 0], [3, 0, 0]]), Atoms("Na2Cl", positions=[[0, 0, 0], [3, 0, 0], [0, 3, 0]]),
+              Atoms("Cl2", positions=[[0, 0, 0], [2, 0, 0]])]
+    ds = GraphDataset.from_graphs([conv(a) for a in images])
+    e = np.array([-1.0 - 2.0, -2.0 - 2.0, -4.0])  # e_Na = -1, e_Cl = -2
+    refs = fit_element_refs(ds, e, np.arange(3))
+    assert refs[11] == pytest.approx(-1.0) and refs[17] == pytest.approx(-2.0) and refs[1] == 0.0
+
+
+def test_split_parsing_and_empty_split():
+    assert parse_split("0.8,0.1,0.1") == (0.8, 0.1, 0.1)
+    with pytest.raises(ValueError, match="sum"):
+        parse_split("0.8,0.3,0.1")
+    with pytest.raises(ValueError, match="empty set"):
+        split_three(5, "0.8,0.1,0.1")
+    a, b, c = split_three(100, (0.5, 0.25, 0.25), seed=3)
+    assert sorted(np.concatenate([a, b, c]).tolist()) == list(range(100))
+
+
+# -- bad input: clear errors before any training ---------------------------------------------------------------
+def _no_run(out):
+    assert not (out / "checkpoints").exists()
+
+
+def test_unknown_target_lists_available_keys(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown target 'gap'.*band_gap"):
+        train(MP_SMALL, "gap", out=tmp_path / "r", **FAST)
+    _no_run(tmp_path / "r")
+
+
+def test_nan_label_names_the_structure(tmp_path, mp_structures):
+    images = [a.copy() for a in mp_structures]
+    images[3].info["band_gap"] = float("nan")
+    with pytest.raises(ValueError, match=rf"NaN/inf for 1 structure\(s\): {images[3].info['mp_id']}"):
+        train(images, "band_gap", out=tmp_path / "r", **FAST)
+    _no_run(tmp_path / "r")
+
+
+def test_csv_labels_join_and_mismatch(tmp_path, mp_structures):
+    good = tmp_path / "good.csv"
+    with open(good, "w") as fh:
+        fh.write("mp_id,tc\n" + "".join(f"{a.info['mp_id']},{i}\n" for i, a in enumerate(mp_structures)) + "mp-none,5\n")
+    labels = extract_labels(mp_structures, "tc", "graph", good)
+    assert labels.y == [float(i) for i in range(len(mp_structures))]
+    assert "match no structure" in labels.notes[0]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,tc\nfoo,1\nbar,2\n")
+    with pytest.raises(ValueError, match="no id of bad.csv matches a structure id"):
+        train(MP_SMALL, "tc", labels_csv=bad, out=tmp_path / "r", **FAST)
+    with pytest.raises(ValueError, match="label column 'Tc' not in"):
+        extract_labels(mp_structures, "Tc", "graph", good)
+    _no_run(tmp_path / "r")
+
+
+def test_empty_split_and_bad_site_labels(tmp_path, mp_structures):
+    with pytest.raises(ValueError, match="empty set"):
+        train(mp_structures[:5], "band_gap", out=tmp_path / "r", **FAST)
+    images = [a.copy() for a in mp_structures[:4]]
+    images[1].arrays["m"] = np.zeros(len(images[1]))
+    with pytest.raises(ValueError, match="unknown per-atom target 'm'"):
+        extract_labels(images, "m", "site")
+    with pytest.raises(ValueError, match="mp-1 has no energy"):
+        extract_labels(images, "energy", "potential")
+    images[0].info["energy"] = -1.0
+    with pytest.raises(ValueError, match="mp-1 has no forces"):
+        extract_labels(images, "energy", "potential")
+    _no_run(tmp_path / "r")
+
+
+# -- CLI -------------------------------------------------------------------------------------------------------
+def test_cli_train_and_predict(tmp_path, encoder_dir):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    res = runner.invoke(cli, ["train", "--data", str(MP_SMALL), "--target", "formation_energy_per_atom",
+                              "--units", "eV/atom", "--out", str(out), "--max-epochs", "1", "--n-conv", "1",
+                              "--encoder", str(encoder_dir), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "test: mae" in res.output
+    for suffix in ("csv", "db"):
+        res = runner.invoke(cli, ["predict", str(out / "model"), str(MP_SMALL), "--out", str(tmp_path / f"p.{suffix}"),
+                                  "--no-progress"])
+        assert res.exit_code == 0, res.output
+    with open(tmp_path / "p.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 40 and rows[0]["id"] == "mp-1" and np.isfinite(float(rows[0]["formation_energy_per_atom"]))
+    from ase.db import connect
+
+    with connect(tmp_path / "p.db") as db:
+        values = [r.formation_energy_per_atom for r in db.select()]
+    np.testing.assert_allclose(values, [float(r["formation_energy_per_atom"]) for r in rows], atol=1e-5)
+
+
+def test_cli_train_bad_target_is_a_clean_error(tmp_path):
+    res = CliRunner().invoke(cli, ["train", "--data", str(MP_SMALL), "--target", "nope", "--out", str(tmp_path / "r")])
+    assert res.exit_code != 0 and "unknown target 'nope'" in res.output and "Traceback" not in res.output
+
+
+def test_cli_predict_potential_writes_energy_and_stress(tmp_path, encoder_dir):
+    from ase_negnn.models import NEGNN
+
+    model = NEGNN(str(encoder_dir), task="potential", n_conv=1, width=8, hidden=8, cutoff=4.0)
+    model.save(tmp_path / "pot")
+    write(tmp_path / "si.extxyz", __import__("ase.io").io.read(SI_SMALL, ":3"))
+    res = CliRunner().invoke(cli, ["predict", str(tmp_path / "pot"), str(tmp_path / "si.extxyz"),
+                                   "--out", str(tmp_path / "e.csv"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    with open(tmp_path / "e.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 and all(np.isfinite(float(r["stress_xy"])) for r in rows)
