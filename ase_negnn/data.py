@@ -22,7 +22,7 @@ from torch_geometric.data import Data
 from .graph import CrystalGraphConverter
 from .io import atomic_open
 
-__all__ = ["GraphDataset", "atomic_torch_save", "example_structures", "load_graph_dataset", "read_structures"]
+__all__ = ["GraphDataset", "atomic_torch_save", "build_graphs", "example_structures", "load_graph_dataset", "read_magnetic_cif", "read_structures"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,42 @@ def _read_ase_file(path: Path, fmt: str | None = None) -> list[Atoms]:
     except Exception as ex:  # ASE raises many types for malformed files
         raise ValueError(f"could not read structures from {path}: {type(ex).__name__}: {ex}") from ex
     return images if isinstance(images, list) else [images]
+
+
+def read_magnetic_cif(path: str | Path) -> Atoms:
+    """Read a magnetic CIF (MAGNDATA ``.mcif``) with its per-site moments.
+
+    pymatgen's ``CifParser`` expands the magnetic space group (conventional cell, ``primitive=False``, the site order
+    of MAGNDATA-derived datasets such as the paper's ``magmom.csv``) and turns the moments given along the crystal
+    axes into Cartesian vectors. Returns ``Atoms`` with ``arrays["magmoms"]`` = moment magnitude per atom (μB, 0 for
+    non-magnetic sites), ``arrays["magmom_vectors"]`` (N, 3) and ``info["id"]`` = the file stem (the MAGNDATA id).
+    """
+    import warnings as _warnings
+
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from pymatgen.io.cif import CifParser
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            structure = CifParser(path).parse_structures(primitive=False)[0]
+    except Exception as ex:
+        raise ValueError(f"could not read magnetic structure from {path}: {type(ex).__name__}: {ex}") from ex
+    moments = structure.site_properties.get("magmom")
+    vectors = np.zeros((len(structure), 3))
+    if moments is not None:
+        for i, m in enumerate(moments):
+            moment = getattr(m, "moment", None)  # pymatgen Magmom (Cartesian) or a plain collinear number
+            vectors[i] = moment if moment is not None else (0.0, 0.0, float(m))
+        structure.remove_site_property("magmom")
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms.arrays["magmom_vectors"] = vectors
+    atoms.arrays["magmoms"] = np.linalg.norm(vectors, axis=1)
+    atoms.info["id"] = path.stem
+    return atoms
 
 
 def _read_database(path: Path) -> list[Atoms]:
@@ -108,7 +144,7 @@ def read_structures(source: str | Path | Atoms | list) -> list[Atoms]:
             raise ValueError(f"directory {path} holds no structure files (looked for {', '.join(_STRUCTURE_GLOBS)})")
         images = []
         for f in files:
-            structures = _read_ase_file(f, "cif" if f.suffix == ".mcif" else None)
+            structures = [read_magnetic_cif(f)] if f.suffix == ".mcif" else _read_ase_file(f)
             if not structures:
                 raise ValueError(f"{f} holds no structures")
             for atoms in structures:
@@ -116,6 +152,8 @@ def read_structures(source: str | Path | Atoms | list) -> list[Atoms]:
                 images.append(atoms)
         return images
     suffix = path.suffix.lower()
+    if suffix == ".mcif":
+        return [read_magnetic_cif(path)]
     if suffix in _DB_SUFFIXES:
         images = _read_database(path)
     elif suffix in _COMPRESSED:
@@ -213,6 +251,28 @@ def _source_signature(path: Path) -> dict:
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def build_graphs(images, converter: CrystalGraphConverter, progress: bool = False, name: str = "input",
+                 meta: dict | None = None) -> GraphDataset:
+    """Graphs of ``images`` in memory. Structures that cannot be converted are skipped with one warning naming
+    them; ``meta["indices"]`` maps each graph back to its position in ``images``."""
+    from tqdm.auto import tqdm
+
+    graphs, ids, indices, skipped = [], [], [], []
+    for i, atoms in enumerate(tqdm(images, disable=not progress, desc="building graphs", unit="struct")):
+        try:
+            graphs.append(converter(atoms))
+            ids.append(str(atoms.info.get("mp_id", atoms.info.get("id", i))))
+            indices.append(i)
+        except (ValueError, TypeError) as ex:
+            skipped.append(f"{i}: {ex}")
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} structure(s) of {name}: {skipped[:5]}", stacklevel=3)
+    if not graphs:
+        raise ValueError(f"no usable structures in {name}")
+    meta = {"graph": converter.settings.todict(), **(meta or {})}
+    return GraphDataset.from_graphs(graphs, {**meta, "ids": ids, "indices": indices, "skipped": len(skipped)})
+
+
 def load_graph_dataset(
     source: str | Path,
     converter: CrystalGraphConverter,
@@ -248,21 +308,7 @@ def load_graph_dataset(
                 logger.warning("%s; rebuilding", ex)
     if images is None:
         images = read_structures(path)
-    graphs, ids, indices, skipped = [], [], [], []
-    from tqdm.auto import tqdm
-
-    for i, atoms in enumerate(tqdm(images, disable=not progress, desc="building graphs", unit="struct")):
-        try:
-            graphs.append(converter(atoms))
-            ids.append(str(atoms.info.get("mp_id", atoms.info.get("id", i))))
-            indices.append(i)
-        except ValueError as ex:
-            skipped.append(f"{i}: {ex}")
-    if skipped:
-        warnings.warn(f"skipped {len(skipped)} structure(s) of {path}: {skipped[:5]}", stacklevel=2)
-    if not graphs:
-        raise ValueError(f"no usable structures in {path}")
-    ds = GraphDataset.from_graphs(graphs, {**meta, "ids": ids, "indices": indices, "skipped": len(skipped)})
+    ds = build_graphs(images, converter, progress, name=str(path), meta=meta)
     if cache_path is not None:
         ds.save(cache_path)
     return ds

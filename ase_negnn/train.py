@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
-from .data import GraphDataset, load_graph_dataset, read_structures
+from .data import GraphDataset, build_graphs, load_graph_dataset, read_structures
 from .io import atomic_open, structure_ids, write_json_atomic
 from .labels import Labels, extract_labels
 from .models import NEGNN
@@ -27,20 +27,30 @@ __all__ = ["LabelledGraphs", "NEGNNModule", "evaluate", "fit_element_refs", "par
 logger = logging.getLogger(__name__)
 
 
-def parse_split(split) -> tuple[float, float, float]:
-    """``"0.8,0.1,0.1"`` or a 3-sequence → (train, val, test) fractions; they must be positive and sum to 1."""
-    parts = [float(x) for x in (split.split(",") if isinstance(split, str) else split)]
-    if len(parts) != 3 or any(not np.isfinite(p) or p <= 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6:
-        raise ValueError(f"split must be three positive fractions summing to 1 (train,val,test), got {split!r}")
-    return parts[0], parts[1], parts[2]
+def parse_split(split, with_test: bool = True) -> tuple[float, ...]:
+    """``"0.8,0.1,0.1"`` → (train, val, test) fractions, or ``"0.9,0.1"`` → (train, val) when the test set is a
+    separate file (``with_test=False``); fractions must be positive and sum to 1."""
+    try:
+        parts = [float(x) for x in (split.split(",") if isinstance(split, str) else split)]
+    except (TypeError, ValueError):
+        parts = []
+    n = 3 if with_test else 2
+    if len(parts) != n or any(not np.isfinite(p) or p <= 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6:
+        what = "train,val,test" if with_test else "train,val (the test set is --test-data)"
+        raise ValueError(f"split must be {n} positive fractions summing to 1 ({what}), got {split!r}")
+    return tuple(parts)
 
 
-def split_three(n: int, split, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Seeded random train/validation/test indices of ``range(n)``; raises if any part would be empty."""
-    f_train, f_val, _ = parse_split(split)
-    n_train, n_val = int(round(n * f_train)), int(round(n * f_val))
+def split_three(n: int, split, seed: int = 0, with_test: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded random train/validation/test indices of ``range(n)``; raises if any part would be empty.
+
+    With ``with_test=False`` the split has two fractions and the test indices are empty (separate test data).
+    """
+    fractions = parse_split(split, with_test)
+    n_train = round(n * fractions[0])
+    n_val = round(n * fractions[1]) if with_test else n - n_train
     n_test = n - n_train - n_val
-    if min(n_train, n_val, n_test) < 1:
+    if min(n_train, n_val) < 1 or (with_test and n_test < 1):
         raise ValueError(f"split {split} of {n} structure(s) leaves an empty set "
                          f"(train {n_train}, validation {n_val}, test {n_test}); use more structures or another split")
     perm = np.random.default_rng(seed).permutation(n)
@@ -261,6 +271,7 @@ def train(
     force_weight: float = 1.0,
     stress_weight: float = 0.1,
     max_train: int | None = None,
+    test_data=None,
     resume: bool = False,
     cache_dir: str | Path | None = None,
     accelerator: str = "cpu",
@@ -280,6 +291,9 @@ def train(
     task : {"graph", "site", "potential"}
     split : str or sequence
         Train/validation/test fractions (seeded by ``seed``); the test set is only used after training.
+        With ``test_data``, two fractions (train/validation of ``data``).
+    test_data : path or list of ase.Atoms, optional
+        A separate, fixed test set (e.g. mlearn's test file) instead of a random test fraction.
     max_epochs, early_stopping : int
         Epoch limit and early-stopping patience on the validation MAE (0 disables early stopping).
     from_scratch : bool
@@ -310,27 +324,33 @@ def train(
         raise FileExistsError(f"{out} already holds a run ({last}); pass resume=True/--resume or choose another --out")
     if max_epochs < 1 or batch_size < 1:
         raise ValueError(f"max_epochs and batch_size must be >= 1, got {max_epochs} and {batch_size}")
-    parse_split(split)
+    with_test = test_data is None
+    parse_split(split, with_test)
     t0 = time.perf_counter()
     images = read_structures(data)
+    n_main = len(images)
+    if test_data is not None:
+        images = images + read_structures(test_data)
     labels = extract_labels(images, target, task, labels_csv, id_column)
-    n_labelled = len(images)
-    split_three(n_labelled, split, seed)  # fail on an empty split before building anything
+    split_three(n_main, split, seed, with_test)  # fail on an empty split before building anything
     L.seed_everything(seed, workers=True, verbose=False)
     model = NEGNN(encoder=encoder, task=task, target=target, units=units, layers=layers,
                   freeze_encoder=freeze_encoder, from_scratch=from_scratch, n_conv=n_conv, width=width,
                   pooling=pooling, cutoff=cutoff)
     converter = model.graph_converter()
-    if isinstance(data, (str, Path)):
+    if isinstance(data, (str, Path)) and with_test:
         graphs = load_graph_dataset(data, converter, cache_dir, progress=progress, images=images)
-        rows = np.asarray(graphs.meta.get("indices", range(len(graphs))))
     else:
-        built = [converter(a) for a in images]
-        graphs = GraphDataset.from_graphs(built, {"graph": converter.settings.todict()})
-        rows = np.arange(len(images))
+        graphs = build_graphs(images, converter, progress, name=str(data) if isinstance(data, (str, Path)) else "input")
+    rows = np.asarray(graphs.meta["indices"])
     ids = structure_ids(images)
     dataset = LabelledGraphs(graphs, labels, rows)
-    train_idx, val_idx, test_idx = split_three(len(dataset), split, seed)
+    main = np.flatnonzero(rows < n_main)
+    train_idx, val_idx, test_idx = (main[i] for i in split_three(len(main), split, seed, with_test))
+    if not with_test:
+        test_idx = np.flatnonzero(rows >= n_main)
+        if not len(test_idx):
+            raise ValueError(f"no usable test structures in {test_data}")
     if max_train is not None:
         if max_train < 1:
             raise ValueError(f"max_train must be >= 1, got {max_train}")
@@ -368,8 +388,9 @@ def train(
         "labels": labels.source,
         "label_notes": labels.notes,
         "n_structures": len(dataset),
-        "skipped_structures": n_labelled - len(dataset),
-        "split": list(parse_split(split)),
+        "skipped_structures": len(images) - len(dataset),
+        "split": list(parse_split(split, with_test)),
+        "test_data": str(test_data) if isinstance(test_data, (str, Path)) else None,
         "seed": seed,
         "n_train": len(train_idx),
         "n_validation": len(val_idx),

@@ -199,3 +199,13 @@ def test_cli_predict_potential_writes_energy_and_stress(tmp_path, encoder_dir):
     with open(tmp_path / "e.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 and all(np.isfinite(float(r["stress_xy"])) for r in rows)
+
+
+def test_separate_test_set(tmp_path, encoder_dir, mp_structures):
+    card = train(mp_structures[:30], "band_gap", out=tmp_path / "r", split="0.8,0.2", test_data=mp_structures[30:],
+                 encoder=str(encoder_dir), **FAST)
+    assert (card["n_train"], card["n_validation"], card["n_test"]) == (24, 6, 10)
+    with open(tmp_path / "r" / "test_predictions.csv") as fh:
+        assert [r["id"] for r in csv.DictReader(fh)] == [a.info["mp_id"] for a in mp_structures[30:]]
+    with pytest.raises(ValueError, match=r"2 positive fractions.*--test-data"):
+        train(mp_structures[:30], "band_gap", out=tmp_path / "r2", test_data=mp_structures[30:], **FAST)
