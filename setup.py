@@ -29,6 +29,7 @@ setup(
         "ase>=3.26",
         "pymatgen>=2024.1",
         "phonopy>=2.26",
+        "seekpath>=2.1",  # phonopy's automatic band path (auto_band_structure)
         "click>=8.1",
         "numpy>=1.26",
         "scikit-learn>=1.4",
@@ -41,6 +42,8 @@ setup(
     },
     entry_points={
         "console_scripts": ["ase-negnn = ase_negnn.cli:cli"],
+        # ASE's plugin discovery (ase >= 3.26): `ase info --plugins` lists the "negnn" calculator.
+        "ase.plugins": ["ase_negnn = ase_negnn.plugins"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -226,5 +226,147 @@ def predict(model, input_path, out, batch_size, device, no_progress):
     click.echo(f"wrote predictions of {net.target} for {len(images)} structure(s) to {out}")
 
 
+def _model_list(value: str | None) -> list[str]:
+    return [m.strip() for m in value.split(",") if m.strip()] if value else []
+
+
+@cli.command("relax")
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
+@click.option("--potential", required=True, help="NEGNN potential: model directory or bundled name.")
+@click.option("--models", default="", help="Property models predicted on each relaxed structure, comma separated "
+              "(e.g. mp-eform,mp-gap).")
+@click.option("--fmax", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
+              help="Force criterion in eV/Å.")
+@click.option("--steps", type=click.IntRange(min=1), default=500, show_default=True, help="Maximum optimiser steps.")
+@click.option("--cell/--no-cell", default=False, show_default=True, help="Also relax the cell (FrechetCellFilter).")
+@click.option("--optimizer", type=click.Choice(["FIRE", "BFGS", "LBFGS"], case_sensitive=False), default="FIRE",
+              show_default=True, help="ASE optimiser.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Relaxed structures (extxyz, with energy/forces/stress and predicted properties); trajectories "
+                   "go to OUT_STEM_traj/<id>.traj.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device.")
+@click.option("--no-progress", is_flag=True, help="Disable the progress bar.")
+def relax_cmd(input_path, potential, models, fmax, steps, cell, optimizer, out, device, no_progress):
+    """Relax every structure of INPUT with a NEGNN potential (ASE optimisers); properties ride along.
+
+    \b
+    Example:
+      ase-negnn relax POSCAR --potential runs/si/model --cell --fmax 0.02 --out relaxed.extxyz
+      ase-negnn relax cifs/ --potential runs/pot/model --models mp-eform,mp-gap --out relaxed.extxyz
+    """
+    import ase.io
+    from tqdm.auto import tqdm
+
+    from .calculator import NEGNNCalculator
+    from .data import read_structures
+    from .io import atomic_open, structure_ids
+    from .relax import relax
+
+    try:
+        calc = NEGNNCalculator(potential=potential, device=device)
+        riders = NEGNNCalculator(models=_model_list(models), device=device) if models else None
+        images = read_structures(input_path)
+    except (FileNotFoundError, ValueError) as ex:
+        raise click.ClickException(str(ex)) from ex
+    traj_dir = out.parent / f"{out.stem}_traj"
+    relaxed, failed = [], []
+    for sid, atoms in zip(structure_ids(images), tqdm(images, disable=no_progress, desc="relax", unit="struct")):
+        try:
+            res = relax(atoms, calc, fmax=fmax, steps=steps, cell=cell, optimizer=optimizer,
+                        trajectory=traj_dir / f"{sid}.traj", property_calculator=riders)
+        except Exception as ex:  # one bad structure does not stop the others
+            failed.append(sid)
+            click.echo(f"{sid}: failed: {type(ex).__name__}: {ex}", err=True)
+            continue
+        final = res.atoms
+        final.info.update(id=sid, relax_converged=res.converged, relax_steps=res.steps, relax_fmax=res.fmax,
+                          **{k: v for k, v in res.properties.items() if np.ndim(v) == 0})
+        relaxed.append(final)
+    if relaxed:
+        with atomic_open(out, "w") as fh:
+            ase.io.write(fh, relaxed, format="extxyz")
+    click.echo(f"relaxed {len(relaxed)} structure(s) ({sum(a.info['relax_converged'] for a in relaxed)} converged) "
+               f"-> {out}; trajectories in {traj_dir}" + (f"; {len(failed)} failed: {failed[:5]}" if failed else ""))
+    if failed and not relaxed:
+        raise click.ClickException("every structure failed")
+
+
+@cli.command("phonons")
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
+@click.option("--potential", required=True, help="NEGNN potential: model directory or bundled name.")
+@click.option("--supercell", nargs=3, type=click.IntRange(min=1), default=(2, 2, 2), show_default=True,
+              help="Supercell multiples along a, b, c.")
+@click.option("--mesh", nargs=3, type=click.IntRange(min=1), default=(20, 20, 20), show_default=True,
+              help="q-point mesh for DOS and thermal properties.")
+@click.option("--displacement", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
+              help="Displacement amplitude in Å.")
+@click.option("--born", type=click.Path(exists=True, path_type=Path), default=None,
+              help="phonopy BORN file (non-analytical correction for polar solids).")
+@click.option("--t-max", type=click.FloatRange(min=0), default=1000.0, show_default=True,
+              help="Highest temperature (K) of the thermal properties.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Output folder: band_structure.png, dos.png, thermal_properties.csv, band.yaml, FORCE_CONSTANTS.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device.")
+def phonons_cmd(input_path, potential, supercell, mesh, displacement, born, t_max, out, device):
+    """Phonons of the (first) structure in INPUT from NEGNN forces, with phonopy.
+
+    \b
+    Relax the structure with the same potential first for physical frequencies.
+    Example:
+      ase-negnn phonons POSCAR-unitcell --potential runs/si/model --supercell 2 2 2 --out phonons-si
+      ase-negnn phonons NaCl.cif --potential runs/pot/model --born BORN --out phonons-nacl
+    """
+    from ase_negnn.plugins.phonons import compute_phonons, write_phonon_outputs
+
+    from .calculator import NEGNNCalculator
+    from .data import read_structures
+
+    try:
+        atoms = read_structures(input_path)[0]
+        calc = NEGNNCalculator(potential=potential, device=device)
+        ph = compute_phonons(atoms, calc, supercell=supercell, displacement=displacement, born=born, progress=True)
+        paths = write_phonon_outputs(ph, out, mesh=mesh, t_max=t_max, title=atoms.get_chemical_formula())
+    except (FileNotFoundError, ValueError) as ex:
+        raise click.ClickException(str(ex)) from ex
+    click.echo(f"phonons of {atoms.get_chemical_formula()} ({len(ph.supercell)}-atom supercell): "
+               + ", ".join(str(p) for p in paths.values()))
+
+
+@cli.command("screen")
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
+@click.option("--models", default="mp-eform,mp-gap", show_default=True,
+              help="Property models, comma separated (bundled names or directories).")
+@click.option("--potential", default=None, help="Potential model (needed for --relax).")
+@click.option("--relax", "do_relax", is_flag=True, help="Relax each structure (positions and cell) before predicting.")
+@click.option("--fmax", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
+              help="Relaxation force criterion in eV/Å.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="ASE database (.db); a CSV with the same stem is written next to it. Re-running resumes.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Structures per batch and per database transaction.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N structures of INPUT.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device.")
+@click.option("--no-progress", is_flag=True, help="Disable the progress bar.")
+def screen_cmd(input_path, models, potential, do_relax, fmax, out, chunk_size, limit, device, no_progress):
+    """Predict properties for every structure of INPUT into an ASE database (resumable, errors recorded per item).
+
+    \b
+    Example:
+      ase-negnn screen candidates.extxyz --models mp-eform,mp-gap --out screen.db
+      ase-negnn screen cifs/ --potential runs/pot/model --relax --out screen.db   # re-run to resume
+    """
+    from .calculator import NEGNNCalculator
+    from .screen import screen
+
+    try:
+        calc = NEGNNCalculator(potential=potential, models=_model_list(models), device=device)
+        stats = screen(input_path, out, calc, relax=do_relax, fmax=fmax, chunk_size=chunk_size, limit=limit,
+                       progress=not no_progress)
+    except (FileNotFoundError, ValueError) as ex:
+        raise click.ClickException(str(ex)) from ex
+    click.echo(f"screened {stats['n_new']} new structure(s) ({stats['n_skipped']} already done, "
+               f"{stats['n_errors']} errors) at {stats['structures_per_second']} structures/s -> {out}, {stats['csv']}")
+
+
 def main():  # pragma: no cover
     cli()

@@ -142,6 +142,8 @@ class NEGNN(MatGLModel):
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
         self.register_buffer("element_refs", torch.zeros(MAX_Z + 1))
+        # Elements seen in training (set by ase_negnn.train); all True = not recorded (no restriction).
+        self.register_buffer("trained_elements", torch.ones(MAX_Z + 1, dtype=torch.bool))
 
     # -- set-up ------------------------------------------------------------------------------------------------
     def train(self, mode: bool = True):
@@ -168,6 +170,29 @@ class NEGNN(MatGLModel):
             if refs.shape != self.element_refs.shape or not torch.isfinite(refs).all():
                 raise ValueError(f"element_refs must be {tuple(self.element_refs.shape)} finite values")
             self.element_refs.copy_(refs)
+
+    def set_trained_elements(self, numbers) -> None:
+        """Record the atomic numbers present in the training data (the calculator refuses others)."""
+        mask = torch.zeros_like(self.trained_elements)
+        mask[torch.as_tensor(np.unique(np.asarray(numbers, dtype=np.int64)))] = True
+        self.trained_elements.copy_(mask)
+
+    @property
+    def element_types(self) -> tuple[str, ...]:
+        """Chemical symbols seen in training (all supported ones if not recorded)."""
+        from ase.data import chemical_symbols
+
+        return tuple(chemical_symbols[z] for z in torch.flatnonzero(self.trained_elements).tolist() if z > 0)
+
+    def unsupported_elements(self, numbers) -> list[str]:
+        """Symbols in ``numbers`` that this model never saw in training (or that the element table lacks)."""
+        from ase.data import chemical_symbols
+
+        z = np.unique(np.asarray(numbers, dtype=np.int64))
+        bad = z[(z < 1) | (z > MAX_Z)].tolist()
+        ok = z[(z >= 1) & (z <= MAX_Z)]
+        bad += [int(x) for x in ok if not bool(self.trained_elements[int(x)])]
+        return [chemical_symbols[x] if 0 <= x < len(chemical_symbols) else f"Z={x}" for x in sorted(bad)]
 
     @property
     def n_node_inputs(self) -> int:

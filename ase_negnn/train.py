@@ -356,6 +356,8 @@ def train(
             raise ValueError(f"max_train must be >= 1, got {max_train}")
         train_idx = np.random.default_rng(seed + 1).permutation(train_idx)[:max_train]
     _set_normalization(model, dataset, train_idx)
+    z, ptr = graphs.arrays["z"].numpy(), graphs.arrays["node_ptr"].numpy()
+    model.set_trained_elements(np.concatenate([z[ptr[i] : ptr[i + 1]] for i in train_idx]))
     if model.freeze_encoder and task != "potential":
         dataset.node_inputs = _precompute_node_inputs(model, dataset, max(batch_size, 64), progress)
     t_prep = time.perf_counter() - t0

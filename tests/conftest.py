@@ -120,3 +120,33 @@ def encoder_dir(tmp_path_factory, small_encoder):
     path = tmp_path_factory.mktemp("encoder") / "small"
     small_encoder.save(path)
     return path
+
+
+# -- trained models -----------------------------------------------------------------------------------------------
+SI_SMALL = DATA_DIR / "si_mlearn_small.extxyz"
+
+
+@pytest.fixture(scope="session")
+def si_potential_dir(tmp_path_factory, encoder_dir):
+    """A tiny NEGNN potential trained in the session on the mlearn-Si fixture (10 epochs, ~10 s)."""
+    from ase_negnn.train import train
+
+    out = tmp_path_factory.mktemp("si-potential")
+    train(SI_SMALL, "energy", task="potential", out=out, encoder=str(encoder_dir), cutoff=4.5, n_conv=2, width=24,
+          max_epochs=10, batch_size=4, lr=3e-3, progress=False, plot=False, split="0.8,0.1,0.1")
+    return out / "model"
+
+
+@pytest.fixture(scope="session")
+def property_model_dirs(tmp_path_factory, encoder_dir):
+    """Untrained but saved property models (graph ``band_gap`` in eV, site ``magmoms`` in μB) for calculator tests."""
+    from ase_negnn.models import NEGNN
+
+    root = tmp_path_factory.mktemp("property-models")
+    torch.manual_seed(5)
+    gap = NEGNN(str(encoder_dir), task="graph", target="band_gap", units="eV", n_conv=1, width=8, hidden=8)
+    gap.set_normalization(1.0, 0.5)
+    gap.save(root / "gap")
+    mag = NEGNN(str(encoder_dir), task="site", target="magmoms", units="μB", n_conv=1, width=8, hidden=8)
+    mag.save(root / "mag")
+    return {"band_gap": root / "gap", "magmoms": root / "mag"}

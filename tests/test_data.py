@@ -15,7 +15,7 @@ import ase_negnn.data as data_mod
 from ase_negnn.data import GraphDataset, load_graph_dataset, read_structures, split_indices
 from ase_negnn.graph import CrystalGraphConverter
 
-from conftest import CIF_DIR, MP_SMALL
+from conftest import CIF_DIR, DATA_DIR, MP_SMALL
 
 
 def assert_same_structures(a: list[Atoms], b: list[Atoms], atol: float = 1e-6) -> None:
@@ -235,3 +235,137 @@ def test_split_indices():
         split_indices(1, 0.5)
     with pytest.raises(ValueError, match="val_fraction"):
         split_indices(10, 1.0)
+
+
+# -- magnetic CIFs (MAGNDATA .mcif) ------------------------------------------------------------------------------
+MCIF_DIR = DATA_DIR / "mcifs"
+
+# |moment| (μB) of single atoms, as in the paper's magmom.csv (rows `<id>_<formula>_<element>_<Z>_<site>,<|m|>`;
+# its site counts from 1 in pymatgen's CifParser(path).parse_structures(primitive=False)[0] order: atom = site - 1).
+PAPER_MAGMOMS = {
+    "1.160": [(0, "U", 1.7)],  # 1.160_UP_U_92_1,1.7
+    "0.9": [(0, "Gd", 7.14177849), (1, "Gd", 7.14177849)],  # 0.9_GdB4_Gd_64_1,7.14177849 and 0.9_GdB4_Gd_64_2
+    "0.609": [(4, "Mn", 1.710116955)],  # 0.609_NdMnO3_Mn_25_5,1.710116955
+    "0.633": [(4, "Fe", 1.967706332)],  # 0.633_KFeS2_Fe_26_5,1.967706332 (monoclinic, beta = 113.3°)
+    "1.34": [(0, "Ho", 6.683561925)],  # 1.34_HoAuGe_Ho_67_1,6.683561925 (gamma = 120°, a = 2b)
+}
+
+
+def unit_axes(atoms: Atoms) -> np.ndarray:
+    cell = atoms.cell.array
+    return cell / np.linalg.norm(cell, axis=1)[:, None]
+
+
+@pytest.mark.parametrize("mid", sorted(PAPER_MAGMOMS))
+def test_read_magnetic_cif_matches_paper_magmoms(mid):
+    atoms = data_mod.read_magnetic_cif(MCIF_DIR / f"{mid}.mcif")
+    assert atoms.info["id"] == mid and atoms.pbc.all()
+    magmoms, vectors = atoms.arrays["magmoms"], atoms.arrays["magmom_vectors"]
+    assert magmoms.shape == (len(atoms),) and vectors.shape == (len(atoms), 3)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), magmoms)
+    for index, element, expected in PAPER_MAGMOMS[mid]:
+        assert atoms[index].symbol == element
+        assert magmoms[index] == pytest.approx(expected, abs=1e-6)
+        # one magnetic species: all its atoms are symmetry-equivalent here, the others carry no moment
+        magnetic = np.array(atoms.get_chemical_symbols()) == element
+        np.testing.assert_allclose(magmoms[magnetic], expected, atol=1e-6)
+        assert (magmoms[~magnetic] == 0).all()
+
+
+def test_read_magnetic_cif_non_orthogonal_cells():
+    # magCIF gives the moment in μB along the unit crystal axes; its Cartesian length needs the cell's angles.
+    kfes2 = data_mod.read_magnetic_cif(MCIF_DIR / "0.633.mcif")  # Fe1 0.85(21) 0.00000 -1.47(17), beta = 113.3°
+    a, _, c = unit_axes(kfes2)
+    np.testing.assert_allclose(kfes2.arrays["magmom_vectors"][4], 0.85 * a - 1.47 * c, atol=1e-9)
+    assert np.hypot(0.85, 1.47) == pytest.approx(1.698, abs=1e-3)  # what ignoring the angle would give
+    # HoAuGe: Ho1 -3.4 -1.7 6. with a = 2b, gamma = 120°. Operation 2 (-x+1/2,-2x+y,z+1/2) mixes a and b; the paper's
+    # row 1.34_HoAuGe_Ho_67_3,7.498666548 came from a pymatgen that applied it to the unit-axis components (fixed in
+    # pymatgen-core PR #76). A symmetry operation cannot change a moment's length: all four Ho atoms have 6.6836 μB.
+    hoauge = data_mod.read_magnetic_cif(MCIF_DIR / "1.34.mcif")
+    a, b, c = unit_axes(hoauge)
+    ho = hoauge.arrays["magmom_vectors"][:4]
+    np.testing.assert_allclose(ho[0], -3.4 * a - 1.7 * b + 6.0 * c, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(ho, axis=1), 6.683561925, atol=1e-6)
+    # in-plane parts alternate in sign, the c parts follow the time reversal of the operations
+    np.testing.assert_allclose(np.abs(ho), np.abs(ho[[0, 0, 0, 0]]), atol=1e-9)
+
+
+def test_read_structures_mcif_directory():
+    from ase_negnn.labels import extract_labels
+
+    images = read_structures(MCIF_DIR)
+    assert [a.info["id"] for a in images] == ["0.609", "0.633", "0.9", "1.160", "1.34"]
+    assert [len(a) for a in images] == [20, 16, 20, 8, 12]
+    assert all("magmoms" in a.arrays and "magmom_vectors" in a.arrays for a in images)
+    by_id = {a.info["id"]: a for a in images}
+    for mid, sites in PAPER_MAGMOMS.items():
+        for index, _, expected in sites:
+            assert by_id[mid].arrays["magmoms"][index] == pytest.approx(expected, abs=1e-6)
+    single = read_structures(MCIF_DIR / "0.9.mcif")
+    assert len(single) == 1 and single[0].arrays["magmoms"][0] == pytest.approx(7.14177849, abs=1e-6)
+    labels = extract_labels(images, "magmoms", "site")
+    assert labels.task == "site" and [len(y) for y in labels.y] == [len(a) for a in images]
+    for y, atoms in zip(labels.y, images):
+        np.testing.assert_allclose(y, atoms.arrays["magmoms"])
+
+
+def _edit_mcif(src: str, old: str, new: str) -> str:
+    text = (MCIF_DIR / src).read_text()
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+def test_read_magnetic_cif_survives_typos_before_the_cell(tmp_path):
+    # MAGNDATA files with a broken comment (e.g. 0.220: an orphan ';' text field in a loop; 1.666: an unclosed one)
+    # are read from _cell_length_a on, which holds everything the structure needs.
+    reference = data_mod.read_magnetic_cif(MCIF_DIR / "1.160.mcif")
+    cases = {
+        "orphan": _edit_mcif("1.160.mcif", "_exptl_crystal_magnetic_properties_details\n", ""),
+        "unclosed": _edit_mcif("1.160.mcif", "1k-maximal magnetic symmetry (3 possible)\n;\n",
+                               "1k-maximal magnetic symmetry (3 possible)\n"),
+        "kvector": _edit_mcif("1.160.mcif", "k1 [0 0 1]", "k1 [0 0 1 ]"),
+    }
+    for name, text in cases.items():
+        path = tmp_path / f"{name}.mcif"
+        path.write_text(text)
+        atoms = data_mod.read_magnetic_cif(path)
+        assert atoms.info["id"] == name
+        np.testing.assert_allclose(atoms.positions, reference.positions)
+        np.testing.assert_allclose(atoms.arrays["magmom_vectors"], reference.arrays["magmom_vectors"])
+
+
+@pytest.mark.parametrize("case", ["empty", "truncated", "typo", "unknown_label", "disordered", "partial", "bad_cell",
+                                  "no_moments"])
+def test_read_magnetic_cif_refuses_bad_files(tmp_path, case):
+    text = (MCIF_DIR / "1.160.mcif").read_text()
+    texts = {
+        "empty": "",
+        "truncated": text[: text.index("_atom_site_fract_x")],
+        "typo": _edit_mcif("1.160.mcif", "_cell_length_a                 5.58900", "_cell_length_a    5..58900"),
+        "unknown_label": text.rstrip() + "\nP9 0.0 0.0 1.0 0,0,mz\n",
+        "disordered": _edit_mcif("1.160.mcif", "P1 P 0.50000 0.50000 0.50000 1",
+                                 "P1 P 0.50000 0.50000 0.50000 0.5\nS1 S 0.50000 0.50000 0.50000 0.5"),
+        "partial": _edit_mcif("1.160.mcif", "P1 P 0.50000 0.50000 0.50000 1", "P1 P 0.50000 0.50000 0.50000 0.5"),
+        "bad_cell": _edit_mcif("1.160.mcif", "_cell_angle_gamma              90.00", "_cell_angle_gamma   100.00"),
+        "no_moments": text[: text.index("loop_\n_atom_site_moment")],
+    }
+    reasons = {"empty": "empty", "truncated": "invalid CIF", "typo": "5..58900", "unknown_label": "P9",
+               "disordered": "share one position", "partial": "partially occupied", "bad_cell": "contradict",
+               "no_moments": "not a magnetic CIF|no _atom_site_moment"}
+    path = tmp_path / f"{case}.mcif"
+    path.write_text(texts[case])
+    with pytest.raises(ValueError, match=f"{case}.mcif") as info:
+        data_mod.read_magnetic_cif(path)
+    assert info.match(reasons[case])
+    with pytest.raises(ValueError, match=f"{case}.mcif"):
+        read_structures(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        data_mod.read_magnetic_cif(tmp_path / "missing.mcif")
+
+
+def test_read_magnetic_cif_refuses_disagreeing_pymatgen(monkeypatch):
+    # stands in for a pymatgen that transforms the moments differently (releases before pymatgen-core PR #76)
+    original = data_mod._mcif_moments
+    monkeypatch.setattr(data_mod, "_mcif_moments", lambda *args: original(*args) * 1.1)
+    with pytest.raises(ValueError, match=r"1\.160\.mcif: pymatgen .* expands the moments differently"):
+        data_mod.read_magnetic_cif(MCIF_DIR / "1.160.mcif")

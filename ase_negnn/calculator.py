@@ -1,0 +1,220 @@
+"""ASE calculator: a NEGNN potential (energy, forces, stress) plus any number of NEGNN property models.
+
+>>> from ase.build import bulk
+>>> from ase_negnn.calculator import NEGNNCalculator
+>>> atoms = bulk("NaCl", "rocksalt", a=5.64)
+>>> atoms.calc = NEGNNCalculator(models=["mp-eform", "mp-gap"])
+>>> atoms.calc.get_property("band_gap", atoms)  # doctest: +SKIP
+
+Units are ASE's: eV, eV/Å, stress in eV/Å³ as Voigt (xx, yy, zz, yz, xz, xy), magnetic moments in μB. Property
+models add their target as a property name (``formation_energy_per_atom`` in eV/atom, ``band_gap`` in eV, …); a
+per-atom model of ``magmoms`` provides ``magmoms`` (N,) and ``magmom`` (their sum). ``descriptors`` returns the SSAR
+(per-atom embeddings of the chosen encoder layers).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.outputs import Properties, all_outputs
+from ase.stress import full_3x3_to_voigt_6_stress
+
+__all__ = ["NEGNNCalculator"]
+
+_POTENTIAL_PROPERTIES = ("energy", "free_energy", "forces", "stress")
+_MAGMOM_TARGETS = ("magmoms", "magmom", "initial_magmoms")
+
+
+def _describe(model) -> str:
+    return model if isinstance(model, str) else str(getattr(model, "target", model))
+
+
+class NEGNNCalculator(Calculator):
+    """NEGNN potential and property models as an ASE calculator.
+
+    Parameters
+    ----------
+    potential : str, path or NEGNN, optional
+        A potential-task NEGNN (directory or bundled name). Without it, ``energy``/``forces``/``stress`` are not
+        available, and the calculator can ride along with another one for properties only.
+    models : sequence of str, path or NEGNN
+        Property models (graph or site task), e.g. ``["mp-eform", "mp-gap"]``. Each adds its target as a property.
+    device : str
+        Torch device, ``"cpu"`` or ``"cuda"``.
+    descriptor_layers : int, str or list
+        Encoder layers returned by the ``descriptors`` property (see :func:`~ase_negnn.descriptor.parse_layers`).
+    encoder : str or path
+        Encoder used for ``descriptors`` (bundled name or directory).
+    batch_size : int
+        Structures per batch in :meth:`predict_many`.
+
+    Notes
+    -----
+    Results are cached by ASE: asking for another property of unchanged atoms reuses them; any change of
+    positions, cell, numbers or pbc recomputes. One calculation is done at a time (a lock makes the calculator
+    safe to share between threads).
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "magmoms", "magmom", "descriptors"]
+    default_parameters = {
+        "potential": None,
+        "models": (),
+        "device": "cpu",
+        "descriptor_layers": "all",
+        "encoder": "default",
+        "batch_size": 32,
+    }
+    nolabel = True
+
+    def __init__(self, potential=None, models=(), device: str = "cpu", descriptor_layers="all",
+                 encoder="default", batch_size: int = 32, **kwargs):
+        from .models import load_model
+
+        if isinstance(models, (str, bytes)) or not hasattr(models, "__iter__"):
+            models = [models]
+        models = list(models)
+        Calculator.__init__(self, potential=None if potential is None else _describe(potential),
+                            models=[_describe(m) for m in models], device=str(device),
+                            descriptor_layers=descriptor_layers, encoder=str(encoder), batch_size=int(batch_size),
+                            **kwargs)
+        self._lock = threading.RLock()
+        self.potential = None
+        if potential is not None:
+            self.potential = load_model(potential, device=device)
+            if self.potential.task != "potential":
+                raise ValueError(f"potential {_describe(potential)!r} is a {self.potential.task} model, not a potential")
+        self.property_models: dict[str, object] = {}
+        for spec in models:
+            model = load_model(spec, device=device)
+            if model.task == "potential":
+                raise ValueError(f"model {_describe(spec)!r} is a potential: pass it as potential=…")
+            key = "magmoms" if model.task == "site" and model.target in _MAGMOM_TARGETS else model.target
+            if key in self.property_models or key in _POTENTIAL_PROPERTIES:
+                raise ValueError(f"two models provide the property {key!r}")
+            self.property_models[key] = model
+        props = ["descriptors", *self.property_models]
+        if self.potential is not None:
+            props[:0] = list(_POTENTIAL_PROPERTIES)
+        if "magmoms" in self.property_models:
+            props.append("magmom")
+        self.implemented_properties = props
+        self._descriptor = None
+
+    # -- ASE API ---------------------------------------------------------------------------------------------------
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+        """Compute the requested ``properties`` (all potential outputs together, property models on demand)."""
+        properties = ["energy"] if properties is None else list(properties)
+        with self._lock:
+            Calculator.calculate(self, atoms, properties, system_changes)
+            atoms = self.atoms
+            unknown = [p for p in properties if p not in self.implemented_properties]
+            if unknown:
+                raise PropertyNotImplementedError(
+                    f"{unknown} not available from this calculator; it provides {self.implemented_properties}")
+            if any(p in _POTENTIAL_PROPERTIES for p in properties):
+                self._calculate_potential(atoms, "stress" in properties)
+            for p in properties:
+                if p in ("magmoms", "magmom"):
+                    self._calculate_model("magmoms", atoms)
+                elif p in self.property_models:
+                    self._calculate_model(p, atoms)
+                elif p == "descriptors":
+                    self.results["descriptors"] = self._descriptors().create(atoms)
+
+    def export_properties(self) -> Properties:
+        """ASE's ``Properties`` of the standard results only (custom keys such as ``band_gap`` are not ASE outputs)."""
+        return Properties({k: v for k, v in self.results.items() if k in all_outputs})
+
+    # -- helpers ---------------------------------------------------------------------------------------------------
+    def _check(self, model, atoms, name: str) -> None:
+        from .elements import check_numbers
+
+        check_numbers(atoms.numbers)  # names atomic numbers outside the element table (0 = 'X', > 100)
+        missing = model.unsupported_elements(atoms.numbers)
+        if missing:
+            raise ValueError(f"{name}: element(s) {', '.join(missing)} are not in this model's training data")
+
+    def _calculate_potential(self, atoms, want_stress: bool) -> None:
+        periodic = bool(np.all(atoms.pbc))
+        if want_stress and not periodic:
+            raise PropertyNotImplementedError("stress needs a periodic cell in all three directions")
+        self._check(self.potential, atoms, "potential")
+        row = self.potential.predict([atoms], batch_size=1, compute_stress=periodic)[0]
+        self.results["energy"] = self.results["free_energy"] = float(row["energy"])
+        self.results["forces"] = np.asarray(row["forces"], dtype=float)
+        if periodic:
+            self.results["stress"] = full_3x3_to_voigt_6_stress(np.asarray(row["stress"], dtype=float))
+
+    def _calculate_model(self, key: str, atoms) -> None:
+        if key not in self.property_models:
+            raise PropertyNotImplementedError(f"no model for {key!r}")
+        if key in self.results:
+            return
+        model = self.property_models[key]
+        self._check(model, atoms, key)
+        value = model.predict([atoms], batch_size=1)[0][model.target]
+        if key == "magmoms":
+            self.results["magmoms"] = np.asarray(value, dtype=float)
+            self.results["magmom"] = float(np.sum(value))
+        else:
+            self.results[key] = float(value) if np.ndim(value) == 0 else np.asarray(value, dtype=float)
+
+    def _descriptors(self):
+        if self._descriptor is None:
+            from .descriptor import SSAR
+
+            self._descriptor = SSAR(self.parameters.descriptor_layers, self.parameters.encoder,
+                                    device=self.parameters.device)
+        return self._descriptor
+
+    def get_descriptors(self, atoms=None) -> np.ndarray:
+        """SSAR of ``atoms``: ``(n_atoms, n_features)``."""
+        return self.get_property("descriptors", atoms)
+
+    def predict_many(self, structures, properties=None, progress: bool = False) -> list[dict]:
+        """Evaluate many structures in batches (faster than one calculator call each).
+
+        Parameters
+        ----------
+        structures : sequence of ase.Atoms
+        properties : sequence of str, optional
+            Default: every property model, plus energy/forces/stress when a potential is set.
+
+        Returns
+        -------
+        list of dict
+            One dict per structure with the requested properties (stress as Voigt 6).
+        """
+        structures = list(structures)
+        if properties is None:
+            properties = [*self.property_models, *(("energy", "forces", "stress") if self.potential else ())]
+        out = [{} for _ in structures]
+        bs = self.parameters.batch_size
+        with self._lock:
+            if any(p in _POTENTIAL_PROPERTIES for p in properties):
+                if self.potential is None:
+                    raise PropertyNotImplementedError("no potential model: energy/forces/stress unavailable")
+                for s in structures:
+                    self._check(self.potential, s, "potential")
+                rows = self.potential.predict(structures, batch_size=bs, progress=progress,
+                                              compute_stress=all(np.all(s.pbc) for s in structures))
+                for d, r in zip(out, rows):
+                    d.update(energy=r["energy"], free_energy=r["energy"], forces=r["forces"])
+                    if "stress" in r:
+                        d["stress"] = full_3x3_to_voigt_6_stress(r["stress"])
+            for key in properties:
+                if key in _POTENTIAL_PROPERTIES:
+                    continue
+                key = "magmoms" if key == "magmom" else key
+                if key not in self.property_models:
+                    raise PropertyNotImplementedError(f"no model for {key!r}; models: {list(self.property_models)}")
+                model = self.property_models[key]
+                for s in structures:
+                    self._check(model, s, key)
+                for d, r in zip(out, model.predict(structures, batch_size=bs, progress=progress)):
+                    d[key] = r[model.target]
+                    if key == "magmoms":
+                        d["magmom"] = float(np.sum(r[model.target]))
+        return out

@@ -1,0 +1,207 @@
+"""High-throughput screening: stream structures → (optional relaxation) → NEGNN predictions → ASE database + CSV.
+
+The run is resumable and loses nothing on interruption: results go to the ASE database in one transaction per
+chunk of structures, ids already in the database are skipped on restart, and the CSV is rewritten (atomically) from
+the database at the end. A structure that fails (bad geometry, unsupported element, relaxation error) gets a row with
+``status="error"`` and the message, and the run continues.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from .io import atomic_open
+
+__all__ = ["iter_structures", "screen", "export_csv"]
+
+#: Key-value names ASE's database reserves (they cannot be used for our results).
+_RESERVED = {"id", "unique_id", "ctime", "mtime", "user", "calculator", "energy", "natoms", "charge", "mass",
+             "volume", "fmax", "smax", "magmom", "age", "formula", "pbc"}
+
+
+def iter_structures(source):
+    """Yield ``(id, Atoms)`` one at a time from a file (``ase.io.iread``), a directory of structure files, an ASE db
+    or a list of ``Atoms``. Ids are ``info["mp_id"]``, else ``info["id"]``, else the file stem (directories) or the
+    position in the input."""
+    import ase.io
+
+    from .data import _DB_SUFFIXES, read_structures
+
+    if isinstance(source, Atoms):
+        source = [source]
+    if isinstance(source, (list, tuple)):
+        for i, atoms in enumerate(source):
+            yield str(atoms.info.get("mp_id", atoms.info.get("id", i))), atoms
+        return
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or directory: {path}")
+    if path.is_dir() or path.suffix.lower() in _DB_SUFFIXES or path.suffix.lower() in (".gz", ".xz", ".bz2", ".mcif"):
+        for i, atoms in enumerate(read_structures(path)):
+            yield str(atoms.info.get("mp_id", atoms.info.get("id", i))), atoms
+        return
+    try:
+        for i, atoms in enumerate(ase.io.iread(str(path), index=":")):
+            yield str(atoms.info.get("mp_id", atoms.info.get("id", i))), atoms
+    except Exception as ex:
+        raise ValueError(f"could not read structures from {path}: {type(ex).__name__}: {ex}") from ex
+
+
+def _key(name: str) -> str:
+    return f"pred_{name}" if name in _RESERVED else name
+
+
+def _done_ids(db) -> set[str]:
+    return {str(row.get("structure_id")) for row in db.select(include_data=False) if row.get("structure_id") is not None}
+
+
+def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float = 0.05, steps: int = 300,
+           cell: bool = True, optimizer: str = "FIRE", chunk_size: int = 64, csv_path: str | Path | None = None,
+           progress: bool = True, limit: int | None = None) -> dict:
+    """Screen every structure of ``source`` with ``calculator`` and store the results in the ASE db ``out``.
+
+    Parameters
+    ----------
+    source : path or list of Atoms
+        File (streamed), directory, ASE database or list.
+    out : path
+        ASE database (``.db``); created or, on a restart, extended (ids already present are skipped).
+    calculator : NEGNNCalculator
+        Its property models are evaluated for every structure; with ``relax=True`` its potential relaxes first.
+    relax, fmax, steps, cell, optimizer
+        Optional relaxation before prediction (see :func:`ase_negnn.relax.relax`).
+    chunk_size : int
+        Structures per batch and per database transaction.
+    csv_path : path, optional
+        CSV export of the whole database (default ``out`` with ``.csv``), rewritten atomically at the end.
+    limit : int, optional
+        Stop after this many structures of ``source`` (counting skipped ones).
+
+    Returns
+    -------
+    dict
+        ``n_new``, ``n_skipped`` (already done), ``n_errors``, ``seconds``, ``structures_per_second``, ``csv``.
+    """
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.db import connect
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    if out.suffix.lower() != ".db":
+        raise ValueError(f"screen output must be an ASE database ending in .db, got {out.name!r}")
+    if relax and calculator.potential is None:
+        raise ValueError("relax=True needs a calculator with a potential model")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    properties = list(calculator.property_models)
+    t0 = time.perf_counter()
+    n_new = n_skipped = n_errors = 0
+    db = connect(out, append=True)
+    done = _done_ids(db)
+    stream = iter_structures(source)
+    if limit is not None:
+        stream = islice(stream, limit)
+    bar = tqdm(disable=not progress, desc="screen", unit="struct")
+    seen_now: set[str] = set()
+    while True:
+        chunk = []
+        for sid, atoms in stream:
+            if sid in done or sid in seen_now:
+                n_skipped += 1
+                bar.update(1)
+                continue
+            seen_now.add(sid)
+            chunk.append((sid, atoms))
+            if len(chunk) >= chunk_size:
+                break
+        if not chunk:
+            break
+        rows = _evaluate(chunk, calculator, properties, relax, fmax, steps, cell, optimizer)
+        with db:  # one transaction: a killed run never leaves half a chunk
+            for sid, atoms, kv, data in rows:
+                if kv["status"] == "error":
+                    n_errors += 1
+                a = atoms.copy()
+                results = kv.pop("_results", None)
+                a.calc = SinglePointCalculator(a, **results) if results else None
+                try:
+                    db.write(a, key_value_pairs={"structure_id": sid, **kv}, data=data)
+                except Exception as ex:  # e.g. an unstorable geometry: keep the id and the reason
+                    db.write(Atoms(), key_value_pairs={"structure_id": sid, "status": "error",
+                                                       "error": f"{kv.get('error', '')} / not storable: {ex}"[:500]})
+        n_new += len(chunk)
+        bar.update(len(chunk))
+    bar.close()
+    seconds = time.perf_counter() - t0
+    csv_out = export_csv(out, csv_path or out.with_suffix(".csv"), properties)
+    return {"n_new": n_new, "n_skipped": n_skipped, "n_errors": n_errors, "seconds": round(seconds, 2),
+            "structures_per_second": round(n_new / seconds, 2) if seconds > 0 else float("nan"), "csv": str(csv_out)}
+
+
+def _evaluate(chunk, calculator, properties, relax, fmax, steps, cell, optimizer):
+    """Rows ``(id, atoms, key_value_pairs, data)`` for a chunk: batched when possible, one by one on failure."""
+    from .relax import relax as run_relax
+
+    out = []
+    structures = []
+    for sid, atoms in chunk:
+        try:
+            if relax:
+                res = run_relax(atoms, calculator, fmax=fmax, steps=steps, cell=cell and bool(np.all(atoms.pbc)),
+                                optimizer=optimizer)
+                kv = {"relaxed": True, "relax_converged": res.converged, "relax_steps": res.steps,
+                      "relax_fmax": res.fmax, "energy_per_atom": res.energy / len(atoms)}
+                structures.append((sid, res.atoms, kv, {"_results": dict(res.atoms.calc.results)}))
+            else:
+                structures.append((sid, atoms, {}, {}))
+        except Exception as ex:  # recorded per structure, the run continues
+            out.append((sid, atoms, {"status": "error", "error": f"{type(ex).__name__}: {ex}"[:500]}, {}))
+    if structures:
+        try:
+            preds = calculator.predict_many([s[1] for s in structures], properties=properties)
+        except Exception:
+            preds = None
+        for k, (sid, atoms, kv, extra) in enumerate(structures):
+            try:
+                pred = preds[k] if preds is not None else calculator.predict_many([atoms], properties=properties)[0]
+            except Exception as ex:
+                out.append((sid, atoms, {**kv, "status": "error", "error": f"{type(ex).__name__}: {ex}"[:500]}, {}))
+                continue
+            values, data = {}, {}
+            for name, v in pred.items():
+                if np.ndim(v) == 0:
+                    values[_key(name)] = float(v)
+                else:
+                    data[name] = np.asarray(v)
+            row_kv = {**kv, **values, "status": "ok"}
+            if "_results" in extra:
+                row_kv["_results"] = extra["_results"]
+            out.append((sid, atoms, row_kv, data))
+    order = {sid: i for i, (sid, _) in enumerate(chunk)}
+    return sorted(out, key=lambda r: order[r[0]])
+
+
+def export_csv(db_path: str | Path, csv_path: str | Path, properties=None) -> Path:
+    """Write the screening database as CSV (one row per structure id), atomically."""
+    from ase.db import connect
+
+    csv_path = Path(csv_path)
+    with connect(db_path) as db:
+        rows = list(db.select())
+    props = [_key(p) for p in (properties or [])]
+    extra = sorted({k for r in rows for k in r.key_value_pairs} - {"structure_id", "status", "error", *props})
+    with atomic_open(csv_path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["structure_id", "formula", "natoms", "status", *props, *extra, "error"])
+        for r in rows:
+            kv = r.key_value_pairs
+            w.writerow([kv.get("structure_id"), r.formula, r.natoms, kv.get("status"),
+                        *(kv.get(p, "") for p in props), *(kv.get(k, "") for k in extra), kv.get("error", "")])
+    return csv_path

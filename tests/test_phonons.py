@@ -1,0 +1,56 @@
+"""phonopy glue: force constants from a NEGNN potential, outputs, guards; the `phonons` CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from click.testing import CliRunner
+
+from ase_negnn.calculator import NEGNNCalculator
+from ase_negnn.cli import cli
+from ase_negnn.plugins.phonons import compute_phonons, write_phonon_outputs
+
+
+@pytest.fixture(scope="module")
+def si_phonons(si_potential_dir):
+    calc = NEGNNCalculator(potential=si_potential_dir)
+    return compute_phonons(bulk("Si", "diamond", a=5.43), calc, supercell=2)
+
+
+def test_force_constants_and_acoustic_modes(si_phonons):
+    ph = si_phonons
+    assert len(ph.supercell) == 16 and ph.force_constants.shape == (16, 16, 3, 3)
+    ph.run_qpoints([[0, 0, 0]])
+    gamma = np.sort(ph.get_qpoints_dict()["frequencies"][0])
+    assert np.all(np.isfinite(gamma)) and len(gamma) == 6
+    assert np.abs(gamma[:3]).max() < 0.5  # acoustic sum rule (THz), from a translation-invariant potential
+    # forces on each displaced supercell sum to ~0 (drift removed) and are not all zero
+    assert np.abs(ph.forces.sum(axis=1)).max() < 1e-8 and np.abs(ph.forces).max() > 1e-4
+
+
+def test_outputs_written(si_phonons, tmp_path):
+    paths = write_phonon_outputs(si_phonons, tmp_path, mesh=(6, 6, 6), t_max=300, t_step=100, title="Si")
+    for p in paths.values():
+        assert p.exists() and p.stat().st_size > 0
+    rows = (tmp_path / "thermal_properties.csv").read_text().splitlines()
+    assert rows[0].startswith("temperature_K") and len(rows) == 1 + 4  # 0, 100, 200, 300 K
+
+
+def test_supercell_too_large_is_refused_before_any_force(si_potential_dir):
+    calc = NEGNNCalculator(potential=si_potential_dir)
+    with pytest.raises(ValueError, match=r"has 2000000 atoms > max_atoms"):
+        compute_phonons(bulk("Si", "diamond", a=5.43), calc, supercell=100)
+    with pytest.raises(ValueError, match="periodic"):
+        compute_phonons(Atoms("Si2", positions=[[0, 0, 0], [2.3, 0, 0]]), calc)
+
+
+def test_cli_phonons(si_potential_dir, tmp_path):
+    from ase.io import write
+
+    write(tmp_path / "POSCAR", bulk("Si", "diamond", a=5.43), format="vasp")
+    res = CliRunner().invoke(cli, ["phonons", str(tmp_path / "POSCAR"), "--potential", str(si_potential_dir),
+                                   "--mesh", "4", "4", "4", "--t-max", "100", "--out", str(tmp_path / "ph")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "ph" / "band_structure.png").exists() and (tmp_path / "ph" / "FORCE_CONSTANTS").exists()
