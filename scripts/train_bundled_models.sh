@@ -4,9 +4,9 @@
 # Usage: scripts/train_bundled_models.sh [DATA_DIR] [MAX_EPOCHS]   (DATA_DIR defaults to ../shared/data)
 set -euo pipefail
 DATA=${1:-../shared/data}
-EPOCHS=${2:-30}
+EPOCHS=${2:-15}
 MP="$DATA/mp/mp36k.extxyz"
-COMMON=(--data "$MP" --split 0.8,0.1,0.1 --seed 0 --max-epochs "$EPOCHS" --early-stopping 8 --batch-size 128
+COMMON=(--data "$MP" --split 0.8,0.1,0.1 --seed 0 --max-epochs "$EPOCHS" --early-stopping 5 --batch-size 128
         --cache-dir runs/cache --layers all --n-conv 3 --width 64 --no-progress)
 run() {  # name target units
   local out=runs/bundled-$1

@@ -1,0 +1,129 @@
+"""Test-set accuracy of the bundled NEGNN property models, with published Matbench numbers for context.
+
+What it does
+------------
+For each bundled model (``mp-eform``, ``mp-gap``; trained by ``scripts/train_bundled_models.sh`` on mp36k with an
+80/10/10 split, seed 0), it re-reads mp36k, rebuilds the same seeded split (``ase_negnn.train.split_three``), predicts
+the 10 % test structures with the installed model, and recomputes MAE/RMSE/R² (they must equal the model card's,
+which the training run measured before installing). It also reports the mean-predictor MAE (training-set mean) on
+the same test set and a parity plot per model.
+
+Context, not a like-for-like comparison: Matbench v0.1 (Dunn et al., npj Comput. Mater. 6, 138 (2020)) leaderboard
+test MAEs of CGCNN and ALIGNN on ``matbench_mp_e_form`` (132,752 structures) and ``matbench_mp_gap`` (106,113),
+5-fold nested CV — larger data sets and different splits than our 36,738-structure mp36k. Values copied from
+materialsproject/matbench ``docs_src/Leaderboards Per-Task/matbench_v0.1_matbench_mp_{e_form,gap}.md`` (commit
+936176db); they are never measured here.
+
+Output: ``benchmarks/results/bundled_models.{csv,md,png}``.
+
+Command (from the repository root)::
+
+    OMP_NUM_THREADS=1 python benchmarks/bundled_models.py --data ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import report_header  # noqa: E402
+
+#: Matbench v0.1 leaderboard test MAE (mean over 5 outer folds): task → {algorithm: MAE}.
+MATBENCH = {
+    "formation_energy_per_atom": ("matbench_mp_e_form", 132752, {"CGCNN v2019": 0.0337, "ALIGNN": 0.0215}),
+    "band_gap": ("matbench_mp_gap", 106113, {"CGCNN v2019": 0.2972, "ALIGNN": 0.1861}),
+}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default="../shared/data", help="shared data folder (holds mp/mp36k.extxyz)")
+    p.add_argument("--models", default="mp-eform,mp-gap", help="bundled model names")
+    p.add_argument("--out", default="benchmarks/results")
+    args = p.parse_args(argv)
+
+    import ase.io
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ase_negnn.models import load_model, model_card
+    from ase_negnn.train import regression_metrics, split_three
+
+    t0 = time.perf_counter()
+    images = ase.io.read(Path(args.data) / "mp" / "mp36k.extxyz", ":")
+    names = [m for m in args.models.split(",") if m]
+    rows, lines = [], []
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.2), dpi=120, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        card = model_card(name)
+        model = load_model(name)
+        target, units = card["target"], card["units"]
+        split = card["split"]
+        train_idx, _, test_idx = split_three(len(images), split, card["seed"])
+        if card["n_structures"] != len(images):
+            sys.exit(f"{name}: the card says {card['n_structures']} structures, mp36k has {len(images)} "
+                     "(some were skipped in training); cannot rebuild the split")
+        test = [images[i] for i in test_idx]
+        y_true = np.array([a.info[target] for a in test])
+        y_pred = np.array([r[target] for r in model.predict(test, batch_size=64)])
+        m = regression_metrics(y_pred, y_true)
+        mean_pred = float(np.mean([images[i].info[target] for i in train_idx]))
+        mean_mae = float(np.abs(y_true - mean_pred).mean())
+        bench, n_bench, refs = MATBENCH[target]
+        row = {"model": name, "target": target, "units": units, "n_train": card["n_train"], "n_test": len(test),
+               "epochs": card["epochs_run"], "train_minutes": round(card["train_seconds_this_session"] / 60, 1),
+               "test_mae": m["mae"], "test_rmse": m["rmse"], "test_r2": m["r2"],
+               "card_test_mae": card["test_metrics"]["mae"], "mean_predictor_mae": mean_mae}
+        for algo, value in refs.items():
+            row[f"matbench_{algo.split()[0].lower()}_mae"] = value
+            row[f"ratio_ours_over_{algo.split()[0].lower()}"] = m["mae"] / value
+        rows.append(row)
+        lines.append(
+            f"| {name} | {target} ({units}) | {card['n_train']:,} / {len(test):,} | {m['mae']:.4f} | {m['rmse']:.4f} | "
+            f"{m['r2']:.3f} | {mean_mae:.4f} | " + " | ".join(f"{v:.4f} ({m['mae'] / v:.2f}×)" for v in refs.values())
+            + f" | {bench} ({n_bench:,}) |")
+        ax.scatter(y_true, y_pred, s=3, alpha=0.3, lw=0)
+        lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel(f"DFT {target} ({units})")
+        ax.set_ylabel(f"NEGNN ({units})")
+        ax.set_title(f"{name}: test MAE {m['mae']:.3f} {units} (n={len(test)})", fontsize=9)
+        print(f"{name}: test MAE {m['mae']:.4f} {units} (card {card['test_metrics']['mae']:.4f}), mean predictor {mean_mae:.4f}")
+    fig.tight_layout()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "bundled_models.png")
+    with open(out / "bundled_models.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+        w.writeheader()
+        w.writerows(rows)
+    wall = time.perf_counter() - t0
+    md = [
+        *report_header("Bundled NEGNN models: mp36k test set, with Matbench for context", f"{wall / 60:.1f} min", argv),
+        "- split: mp36k (36,738 MP structures), 80/10/10 seeded (seed 0); the 10 % test set was never used in training "
+        "or model selection (best epoch chosen on the 10 % validation set)",
+        "- model: NEGNN, frozen bundled encoder (SSAR layers 0–5 concatenated) → 3 trainable CGConv × 64 → MLP; "
+        f"settings and wall time in each model's card.json",
+        "- Matbench columns: published leaderboard MAEs on the larger Matbench sets (different data and splits; "
+        "context only), with our MAE / theirs in parentheses",
+        "",
+        "| model | target | train / test | MAE | RMSE | R² | mean predictor MAE | Matbench CGCNN | Matbench ALIGNN | Matbench task (size) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *lines,
+        "",
+        "![parity](bundled_models.png)",
+    ]
+    (out / "bundled_models.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
