@@ -38,7 +38,7 @@ setup(
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "matplotlib>=3.8"],
         # Benchmarks only (benchmarks/README.md): peers and plotting, never needed by the library.
-        "bench": ["vesin>=0.3", "matplotlib>=3.8"],
+        "bench": ["vesin>=0.3", "matplotlib>=3.8", "chgnet>=0.3"],
     },
     entry_points={
         "console_scripts": ["ase-negnn = ase_negnn.cli:cli"],
