@@ -1,0 +1,77 @@
+"""Killed runs (SIGKILL, no clean-up) resume without losing completed work or duplicating results."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from ase.db import connect
+
+from conftest import MP_SMALL
+
+CLI = [sys.executable, "-c", "from ase_negnn.cli import cli; cli()"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _wait_for(predicate, proc, timeout=240.0):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.1)
+    raise TimeoutError("condition not reached")
+
+
+def _rows(db):
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            return con.execute("select count(*) from systems").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_screen_killed_and_resumed_yields_each_id_once(property_model_dirs, tmp_path):
+    db = tmp_path / "s.db"
+    cmd = [*CLI, "screen", str(MP_SMALL), "--models", str(property_model_dirs["band_gap"]), "--out", str(db),
+           "--chunk-size", "4", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reached = _wait_for(lambda: _rows(db) >= 8, proc)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert reached
+    done_before = _rows(db)
+    res = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    with connect(db) as con:
+        ids = [r.structure_id for r in con.select()]
+    assert len(ids) == len(set(ids)) == 40
+    assert f"{done_before} already done" in res.stdout or done_before == 40
+
+
+def test_pretrain_killed_mid_run_resumes_without_losing_epochs(tmp_path):
+    out = tmp_path / "run"
+    base = [*CLI, "pretrain", "--data", str(MP_SMALL), "--out", str(out), "--epochs", "4", "--batch-size", "8",
+            "--layers", "2", "--width", "16", "--no-progress", "--seed", "0"]
+    proc = subprocess.Popen(base, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "checkpoints" / "epoch001.ckpt"
+    reached = _wait_for(first.exists, proc)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert reached
+    res = subprocess.run([*base, "--resume"], env=ENV, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    with open(out / "metrics.csv", newline="") as fh:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(fh)]
+    assert epochs == [0, 1, 2, 3]  # every epoch once: none lost, none duplicated
+    assert (out / "encoder" / "model.pt").exists() and (out / "card.json").exists()
