@@ -36,7 +36,10 @@ setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "matplotlib>=3.8"],
+        # The docs packages too: tests/test_docs.py builds the API reference (docs/, warnings as errors).
+        "test": ["pytest>=8", "hypothesis>=6.100", "matplotlib>=3.8", "sphinx>=8.1", "sphinx-click>=6.2", "furo>=2025.12"],
+        # API reference: python -m sphinx -W --keep-going -b html docs docs/_build/html
+        "docs": ["sphinx>=8.1", "sphinx-click>=6.2", "furo>=2025.12"],
         # Benchmarks only (benchmarks/README.md): peers and plotting, never needed by the library.
         "bench": ["vesin>=0.3", "matplotlib>=3.8", "chgnet>=0.3"],
     },

@@ -162,7 +162,7 @@ def read_magnetic_cif(path: str | Path) -> Atoms:
 
     pymatgen's ``CifParser`` expands the magnetic space group (magnetic cell as given, ``primitive=False``; atom
     ``i`` here is site ``i + 1`` of MAGNDATA-derived tables such as the paper's ``magmom.csv``, which count from
-    1). The moments, given in μB along the unit crystal axes a/|a|, b/|b|, c/|c| (magCIF
+    1). The moments, given in μB along the unit crystal axes ``a/|a|``, ``b/|b|``, ``c/|c|`` (magCIF
     ``_atom_site_moment.crystalaxis_x/y/z``), are turned into Cartesian vectors by pymatgen and checked against an
     independent expansion (:func:`_mcif_moments`): pymatgen releases before pymatgen-core PR #76 (June 2026) rotated
     them wrongly in cells with axes of unequal length (e.g. hexagonal supercells) and are refused rather than
