@@ -29,12 +29,12 @@ _LAZY = {
     "example_structures": "data",
     "SSMRTransformer": "adapters",
     "SSMRFeaturizer": "adapters",
-    "pretrain": "pretrain",
+    "pretrain": "pretraining",
     "NEGNN": "models",
     "load_model": "models",
     "available_models": "models",
     "model_card": "models",
-    "train": "train",
+    "train": "training",
     "extract_labels": "labels",
 }
 

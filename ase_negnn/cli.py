@@ -54,7 +54,7 @@ def pretrain(data, out, objective, atom_target, epochs, batch_size, layers, widt
     Several GPUs / nodes (Lightning DDP):
       ase-negnn pretrain --data mp.extxyz --out runs/ddp --accelerator gpu --devices 4 --strategy ddp
     """
-    from .pretrain import pretrain as run
+    from .pretraining import pretrain as run
 
     devices = int(devices) if str(devices).isdigit() else devices
     try:
@@ -176,7 +176,7 @@ def train_cmd(data, target, task, labels_csv, id_column, out, split, seed, max_e
       ase-negnn train --data Si_training.extxyz --test-data Si_test.extxyz --split 0.9,0.1 \\
                       --task potential --target energy --out runs/si
     """
-    from .train import train as run
+    from .training import train as run
 
     try:
         card = run(data, target, task=task, out=out, split=split, seed=seed, max_epochs=max_epochs,

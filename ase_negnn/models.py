@@ -142,7 +142,7 @@ class NEGNN(MatGLModel):
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
         self.register_buffer("element_refs", torch.zeros(MAX_Z + 1))
-        # Elements seen in training (set by ase_negnn.train); all True = not recorded (no restriction).
+        # Elements seen in training (set by ase_negnn.training); all True = not recorded (no restriction).
         self.register_buffer("trained_elements", torch.ones(MAX_Z + 1, dtype=torch.bool))
 
     # -- set-up ------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 What it does
 ------------
 For each bundled model (``mp-eform``, ``mp-gap``; trained by ``scripts/train_bundled_models.sh`` on mp36k with an
-80/10/10 split, seed 0), it re-reads mp36k, rebuilds the same seeded split (``ase_negnn.train.split_three``), predicts
+80/10/10 split, seed 0), it re-reads mp36k, rebuilds the same seeded split (``ase_negnn.training.split_three``), predicts
 the 10 % test structures with the installed model, and recomputes MAE/RMSE/R² (they must equal the model card's,
 which the training run measured before installing). It also reports the mean-predictor MAE (training-set mean) on
 the same test set and a parity plot per model.
@@ -55,7 +55,7 @@ def main(argv=None):
     import matplotlib.pyplot as plt
 
     from ase_negnn.models import load_model, model_card
-    from ase_negnn.train import regression_metrics, split_three
+    from ase_negnn.training import regression_metrics, split_three
 
     t0 = time.perf_counter()
     images = ase.io.read(Path(args.data) / "mp" / "mp36k.extxyz", ":")

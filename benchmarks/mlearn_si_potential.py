@@ -2,7 +2,7 @@
 
 What it does
 ------------
-Trains ``ase_negnn.train.train(task="potential")`` on ``mlearn/Si_training.extxyz`` (214 DFT structures: bulk
+Trains ``ase_negnn.training.train(task="potential")`` on ``mlearn/Si_training.extxyz`` (214 DFT structures: bulk
 strained, AIMD snapshots, vacancies, surfaces; PBE energies and forces), 90 % for fitting and 10 % (seeded) for
 validation / best-epoch selection, and evaluates on ``mlearn/Si_test.extxyz`` (25 structures), the test set of
 Zuo et al. (J. Phys. Chem. A 124, 731 (2020)). Stress is not used: the upstream virial's order and sign are not
@@ -62,7 +62,7 @@ def main(argv=None):
     p.add_argument("--out", default="benchmarks/results", help="output folder")
     args = p.parse_args(argv)
 
-    from ase_negnn.train import train
+    from ase_negnn.training import train
 
     root = Path(args.data) / "mlearn"
     train_file, test_file = root / f"{args.element}_training.extxyz", root / f"{args.element}_test.extxyz"

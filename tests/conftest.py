@@ -129,7 +129,7 @@ SI_SMALL = DATA_DIR / "si_mlearn_small.extxyz"
 @pytest.fixture(scope="session")
 def si_potential_dir(tmp_path_factory, encoder_dir):
     """A tiny NEGNN potential trained in the session on the mlearn-Si fixture (10 epochs, ~10 s)."""
-    from ase_negnn.train import train
+    from ase_negnn.training import train
 
     out = tmp_path_factory.mktemp("si-potential")
     train(SI_SMALL, "energy", task="potential", out=out, encoder=str(encoder_dir), cutoff=4.5, n_conv=2, width=24,

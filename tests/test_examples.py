@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from ase_negnn import available_encoders, encoder_card
 from ase_negnn.pretrained import encoder_dir
 
@@ -35,3 +37,21 @@ def test_demo_prints_ssmr_and_writes_figure(tmp_path, capsys):
     assert "mp-22862" in out and "NaCl" in out
     assert figure.exists() and figure.stat().st_size > 10_000
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("01_descriptors", "SSMR layers  0-5: (40, 384)"),
+        ("02_property_model", "same GNN from scratch: test MAE"),
+        ("03_calculator_relax_screen", "relaxed in"),
+        ("04_phonons", "Γ frequencies (THz)"),
+        ("05_magnetic_moments", "test sites: MAE"),
+    ],
+)
+def test_examples_run_in_reduced_mode(name, expected, tmp_path, capsys):
+    """Every example runs offline in its reduced mode and writes its figure (so the examples never rot)."""
+    figure = _load(name).main(tmp_path, quick=True)
+    out = capsys.readouterr().out
+    assert expected in out
+    assert figure.exists() and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -14,7 +14,7 @@ from conftest import DATA_DIR, MP_SMALL
 from ase_negnn.cli import cli
 from ase_negnn.labels import extract_labels
 from ase_negnn.models import load_model
-from ase_negnn.train import fit_element_refs, parse_split, split_three, train
+from ase_negnn.training import fit_element_refs, parse_split, split_three, train
 
 SI_SMALL = DATA_DIR / "si_mlearn_small.extxyz"
 FAST = {"max_epochs": 2, "progress": False, "plot": True, "n_conv": 1, "width": 16, "batch_size": 16}
@@ -209,3 +209,14 @@ def test_separate_test_set(tmp_path, encoder_dir, mp_structures):
         assert [r["id"] for r in csv.DictReader(fh)] == [a.info["mp_id"] for a in mp_structures[30:]]
     with pytest.raises(ValueError, match=r"2 positive fractions.*--test-data"):
         train(mp_structures[:30], "band_gap", out=tmp_path / "r2", test_data=mp_structures[30:], **FAST)
+
+
+def test_public_functions_are_not_shadowed_by_their_modules():
+    import ase_negnn
+    import ase_negnn.pretraining  # noqa: F401
+    import ase_negnn.training  # noqa: F401
+
+    assert callable(ase_negnn.train) and callable(ase_negnn.pretrain)
+    from ase_negnn import pretrain, train
+
+    assert train.__module__ == "ase_negnn.training" and pretrain.__module__ == "ase_negnn.pretraining"

@@ -20,7 +20,7 @@ from .data import GraphDataset, build_graphs, load_graph_dataset, read_structure
 from .io import atomic_open, structure_ids, write_json_atomic
 from .labels import Labels, extract_labels
 from .models import NEGNN
-from .pretrain import MetricsCSV
+from .pretraining import MetricsCSV
 
 __all__ = ["LabelledGraphs", "NEGNNModule", "evaluate", "fit_element_refs", "parse_split", "regression_metrics", "train"]
 
