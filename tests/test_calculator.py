@@ -187,3 +187,22 @@ def test_ase_info_lists_the_plugin():
 
     out = subprocess.run([sys.executable, "-m", "ase", "info", "--plugins"], capture_output=True, text=True, check=True)
     assert "negnn" in out.stdout and "ase_negnn" in out.stdout
+
+
+def test_cli_relax_writes_structures_and_trajectories(si_potential_dir, property_model_dirs, si8, tmp_path):
+    import ase.io
+    from click.testing import CliRunner
+
+    from ase_negnn.cli import cli
+
+    si8.info["id"] = "si8"
+    ase.io.write(tmp_path / "in.extxyz", [si8])
+    out = tmp_path / "relaxed.extxyz"
+    res = CliRunner().invoke(cli, ["relax", str(tmp_path / "in.extxyz"), "--potential", str(si_potential_dir),
+                                   "--models", str(property_model_dirs["band_gap"]), "--cell", "--optimizer", "BFGS",
+                                   "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    final = ase.io.read(out)
+    assert final.info["relax_converged"] and np.isfinite(final.info["band_gap"])
+    assert np.abs(final.get_forces()).max() < 0.05
+    assert (tmp_path / "relaxed_traj" / "si8.traj").exists()
