@@ -177,3 +177,25 @@ def test_embed_bad_layers_and_model(tiny_run, tmp_path):
                                       "--out", str(tmp_path / "x.npy")])
     assert result.exit_code == 1 and "not found" in result.output
     assert not (tmp_path / "x.npy").exists()
+
+
+COMMANDS = ["pretrain", "embed", "train", "predict", "relax", "phonons", "screen"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_summary_and_example(command):
+    top = invoke("--help").output
+    assert command in top
+    text = invoke(command, "--help").output
+    assert "Example" in text and f"ase-negnn {command} " in text.split("Example", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "command, option, unit",
+    [("train", "--cutoff", "Å"), ("train", "--force-weight", "eV/Å"), ("relax", "--fmax", "eV/Å"),
+     ("phonons", "--displacement", "Å"), ("phonons", "--t-max", "(K)"), ("screen", "--fmax", "eV/Å"),
+     ("pretrain", "--mask-rate", "Fraction")],
+)
+def test_numeric_options_state_their_units(command, option, unit):
+    text = " ".join(invoke(command, "--help").output.split("Options:", 1)[1].split())
+    assert option in text and unit in text.split(option, 1)[1][:200]
