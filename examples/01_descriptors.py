@@ -38,11 +38,14 @@ def main(out_dir: Path = OUTPUT, quick: bool | None = None) -> Path:
     atoms_z = np.concatenate([a.numbers for a in structures])
     groups = group_labels()[atoms_z]  # 1..18 (0 = f-block)
     X = np.concatenate(ssar)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4), layout="constrained")
     for ax, (k, layer) in zip(axes, enumerate((0, 2, 5))):
         xy = PCA(2).fit_transform(X[:, 64 * k : 64 * (k + 1)])
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=groups, cmap="tab20", s=5, vmin=0, vmax=18)
-        ax.set_title(f"SSAR layer {layer}: PCA of {len(xy)} atoms")
+        ax.set_title(f"SSAR layer {layer}" + (" (element only)" if layer == 0 else ""), fontsize=10)
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
+    fig.suptitle(f"PCA of {len(X)} atoms' embeddings, coloured by group", fontsize=10)
     fig.colorbar(sc, ax=axes, label="group (0 = f-block)")
     return savefig(fig, out_dir, "01_descriptors.png")
 
