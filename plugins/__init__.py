@@ -32,11 +32,27 @@ def register() -> None:
         _calc.register_calculator_class(CALCULATOR_NAME, calculator_class())
 
 
-try:  # the plugin API lives in ASE's experimental ase._4 namespace (ASE >= 3.26)
-    from ase._4.plugins.plugin import CalculatorPlugin
-except ImportError:  # pragma: no cover - older ASE: no plugin discovery, the name lookup still works
-    __ase_plugins__: set = set()
-else:
-    __ase_plugins__ = {CalculatorPlugin(CALCULATOR_NAME, citation=PAPER_CITATION, implementation=_IMPLEMENTATION)}
+_PLUGINS: set | None = None
+
+
+def __getattr__(name: str):
+    """Build ``__ase_plugins__`` on first access (PEP 562).
+
+    ASE reads ``__ase_plugins__`` while it imports ``ase._4.plugins``; if this module is imported first (e.g. via
+    ``ase_negnn.plugins.phonons``), importing ASE's plugin classes at the top would run ASE's discovery while this
+    module is half-initialised and ASE would miss the calculator. A module ``__getattr__`` answers ASE even then.
+    """
+    global _PLUGINS
+    if name != "__ase_plugins__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _PLUGINS is None:
+        try:  # the plugin API lives in ASE's experimental ase._4 namespace (ASE >= 3.26)
+            from ase._4.plugins.plugin import CalculatorPlugin
+        except ImportError:  # pragma: no cover - older ASE: no plugin discovery, the name lookup still works
+            _PLUGINS = set()
+        else:
+            _PLUGINS = {CalculatorPlugin(CALCULATOR_NAME, citation=PAPER_CITATION, implementation=_IMPLEMENTATION)}
+    return _PLUGINS
+
 
 register()

@@ -181,6 +181,18 @@ def test_ase_plugin_discovery_and_name_lookup():
     assert get_calculator_class("negnn") is NEGNNCalculator
 
 
+def test_plugin_discovered_even_when_our_glue_is_imported_first():
+    """Importing ase_negnn.plugins (e.g. the phonopy glue) before ASE builds its plugin list must not hide it."""
+    import subprocess
+    import sys
+
+    code = ("import ase_negnn.plugins.phonons\n"
+            "from ase._4.plugins import plugins\n"
+            "print(sorted(p.name for p in plugins.calculators))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "negnn" in out.stdout
+
+
 def test_ase_info_lists_the_plugin():
     import subprocess
     import sys
