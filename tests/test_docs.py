@@ -12,8 +12,8 @@ import ase_negnn
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = [
-    "graph", "elements", "encoder", "ssl", "data", "pretrain", "pretrained", "descriptor", "adapters", "models",
-    "labels", "train", "predict", "calculator", "relax", "screen", "io", "convert", "plugins", "plugins.phonons",
+    "graph", "elements", "encoder", "ssl", "data", "pretraining", "pretrained", "descriptor", "adapters", "models",
+    "labels", "training", "predict", "calculator", "relax", "screen", "io", "convert", "plugins", "plugins.phonons",
 ]
 
 
