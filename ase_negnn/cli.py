@@ -206,11 +206,13 @@ def predict(model, input_path, out, batch_size, device, no_progress):
     \b
     Units are the model's (see its card): e.g. eV/atom for mp-eform, eV for mp-gap; potentials give
     energy (eV), forces (eV/Å, .db only) and stress (eV/Å³, Voigt xx yy zz yz xz xy).
+    Elements a potential never saw in training are refused; for property models a warning names them.
     Example:
       ase-negnn predict mp-gap structures.extxyz --out gaps.csv
       ase-negnn predict runs/si/model relaxed.traj --out energies.db
     """
     from .data import read_structures
+    from .io import structure_ids
     from .models import load_model
     from .predict import write_predictions
 
@@ -219,6 +221,14 @@ def predict(model, input_path, out, batch_size, device, no_progress):
     try:
         net = load_model(model, device=device)
         images = read_structures(input_path)
+        unseen = {sid: m for sid, a in zip(structure_ids(images), images) if (m := net.unsupported_elements(a.numbers))}
+        if unseen:  # no silent extrapolation: a potential has no reference energy for them, property models warn
+            sid, missing = next(iter(unseen.items()))
+            what = f"structure {sid}: element(s) {', '.join(missing)} are not in this model's training data"
+            if net.task == "potential":
+                raise ValueError(what)
+            click.echo(f"warning: {len(unseen)} structure(s) have elements outside this model's training data "
+                       f"(e.g. {what}); their predictions are extrapolations", err=True)
         rows = net.predict(images, batch_size=batch_size, progress=not no_progress)
         write_predictions(out, net, images, rows)
     except (FileNotFoundError, ValueError, TypeError) as ex:

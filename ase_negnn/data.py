@@ -56,7 +56,9 @@ def _read_ase_file(path: Path, fmt: str | None = None) -> list[Atoms]:
     try:
         images = ase.io.read(path, index=":", format=fmt)
     except Exception as ex:  # ASE raises many types for malformed files
-        raise ValueError(f"could not read structures from {path}: {type(ex).__name__}: {ex}") from ex
+        # Some readers fail on garbage with a bare assertion (no message): say what was expected instead.
+        why = str(ex).strip() or f"not a valid {fmt or path.suffix.lstrip('.') or 'structure'} file"
+        raise ValueError(f"could not read structures from {path}: {type(ex).__name__}: {why}") from ex
     return images if isinstance(images, list) else [images]
 
 
@@ -391,10 +393,20 @@ class GraphDataset(Dataset):
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as ex:
-            raise ValueError(f"graph cache {path} is unreadable or corrupt: {ex}") from ex
+            raise ValueError(f"graph cache {path} is unreadable or corrupt: {type(ex).__name__}: "
+                             f"{str(ex).strip()[:300] or 'empty or truncated file'}") from ex
         if not isinstance(blob, dict) or blob.get("version") != CACHE_VERSION:
             raise ValueError(f"graph cache {path} has an unknown layout (expected version {CACHE_VERSION})")
-        return cls(blob["arrays"], blob["meta"])
+        arrays, meta = blob.get("arrays"), blob.get("meta", {})
+        if not isinstance(arrays, dict) or not isinstance(meta, dict):
+            raise ValueError(f"graph cache {path} has an unknown layout (no 'arrays'/'meta' dicts)")
+        bad = [k for k in cls._KEYS if k in arrays and not isinstance(arrays[k], torch.Tensor)]
+        if bad:
+            raise ValueError(f"graph cache {path}: {bad} are not tensors")
+        try:
+            return cls(arrays, meta)
+        except ValueError as ex:  # e.g. missing arrays
+            raise ValueError(f"graph cache {path}: {ex}") from ex
 
 
 def _source_signature(path: Path) -> dict:

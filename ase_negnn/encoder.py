@@ -17,7 +17,7 @@ from torch_geometric.typing import Adj, OptTensor, PairTensor
 from .elements import element_features
 from .graph import CrystalGraphConverter, edge_vectors
 
-__all__ = ["CGCNNEncoder", "GaussianExpansion", "WeightedCGConv", "save_atomic"]
+__all__ = ["CGCNNEncoder", "GaussianExpansion", "WeightedCGConv", "check_saved_model", "save_atomic"]
 
 
 class WeightedCGConv(CGConv):
@@ -200,6 +200,53 @@ class CGCNNEncoder(nn.Module, IOMixIn):
     def save(self, path: str | Path = ".", metadata: dict | None = None, makedirs: bool = True):
         """Save atomically (matgl layout: ``model.pt``, ``state.pt``, ``model.json``) into directory ``path``."""
         save_atomic(self, path, metadata)
+
+
+def check_saved_model(path: str | Path, cls: type, allowed: frozenset[str] = frozenset()) -> None:
+    """Check ``model.pt`` and ``state.pt`` of a saved model directory before matgl builds anything from them.
+
+    Both files are read with ``torch.load(weights_only=True)`` (no pickled code runs) and must hold dicts: the
+    constructor arguments of ``cls`` and a state dict of tensors. matgl's loader builds any argument written as
+    ``{"@module": m, "@class": c, "init_args": …}`` by calling ``m.c(**init_args)``, which a crafted ``model.pt`` could
+    point at any callable (``os.system``); only the ``"module.Class"`` names in ``allowed`` are accepted here.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: unreadable (truncated, random bytes, empty), not a dict, constructor arguments that
+        ``cls`` does not take, a state dict with non-tensor values, or a class reference outside ``allowed``.
+    """
+    import inspect
+
+    path = Path(path)
+    params = inspect.signature(cls.__init__).parameters
+    for name in ("model.pt", "state.pt"):
+        f = path / name
+        try:
+            obj = torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as ex:
+            lines = str(ex).strip().splitlines()
+            why = lines[0][:200] if lines else ("empty file" if f.stat().st_size == 0 else "truncated file")
+            raise ValueError(f"{f} is corrupt or not a torch file written by {cls.__name__}.save "
+                             f"({type(ex).__name__}: {why})") from ex
+        what = "constructor arguments" if name == "model.pt" else "a state dict of tensors"
+        if not isinstance(obj, dict):
+            raise ValueError(f"{f} holds a {type(obj).__name__}, expected {what} of a {cls.__name__} (a dict)")
+        if name == "state.pt":
+            bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+            if bad:
+                raise ValueError(f"{f} is not a {cls.__name__} state dict: non-tensor entries {bad[:5]}")
+            continue
+        unknown = [k for k in obj if k not in params or k == "self"]
+        if unknown:
+            raise ValueError(f"{f} holds argument(s) {unknown[:5]} that {cls.__name__} does not take: "
+                             f"not a saved {cls.__name__}")
+        for key, value in obj.items():
+            if isinstance(value, dict) and ("@module" in value or "@class" in value):
+                ref = f"{value.get('@module')}.{value.get('@class')}"
+                if ref not in allowed:
+                    raise ValueError(f"{f}: argument {key!r} would construct {ref}; refusing to load "
+                                     f"(allowed: {sorted(allowed) or 'none'})")
 
 
 def save_atomic(model: IOMixIn, path: str | Path, metadata: dict | None = None) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_open", "structure_ids", "write_json_atomic", "write_table"]
+__all__ = ["atomic_open", "db_structure_id", "structure_ids", "write_json_atomic", "write_table"]
 
 
 def _default_mode() -> int:
@@ -52,6 +52,23 @@ def write_json_atomic(obj, path: str | Path) -> None:
 def structure_ids(images) -> list[str]:
     """An id per structure: ``info["mp_id"]``, else ``info["id"]``, else the position in the input."""
     return [str(a.info.get("mp_id", a.info.get("id", i))) for i, a in enumerate(images)]
+
+
+def db_structure_id(sid: str):
+    """``sid`` as a value an ASE database accepts for the ``structure_id`` key.
+
+    ASE refuses strings that read as a number or a boolean (``"0"``, ``"1.5"``, ``"True"``: the default ids of
+    structures without ``info["id"]``, or the row ids of an input database). Those are stored as that number when it
+    prints back as the same text (``str(value) == sid``), otherwise (``"007"``, ``"1e3"``) as the text ``"id:" + sid``;
+    other ids are stored unchanged. ``str()`` of the stored value is what resumed runs compare.
+    """
+    from ase.db.core import convert_str_to_int_float_bool_or_str
+
+    sid = str(sid)
+    value = convert_str_to_int_float_bool_or_str(sid)
+    if isinstance(value, str):
+        return sid
+    return value if str(value) == sid else f"id:{sid}"
 
 
 def write_table(path: str | Path, values: np.ndarray, columns: list[str], index: list[tuple], index_names: tuple) -> None:

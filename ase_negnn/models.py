@@ -28,7 +28,7 @@ from torch_geometric.data import Batch
 from torch_geometric.utils import scatter
 
 from .elements import MAX_Z
-from .encoder import CGCNNEncoder, GaussianExpansion, WeightedCGConv, save_atomic
+from .encoder import CGCNNEncoder, GaussianExpansion, WeightedCGConv, check_saved_model, save_atomic
 from .graph import CrystalGraphConverter
 
 __all__ = ["NEGNN", "TASKS", "available_models", "cosine_envelope", "load_model", "model_card"]
@@ -182,7 +182,7 @@ class NEGNN(MatGLModel):
         """Chemical symbols seen in training (all supported ones if not recorded)."""
         from ase.data import chemical_symbols
 
-        return tuple(chemical_symbols[z] for z in torch.flatnonzero(self.trained_elements).tolist() if z > 0)
+        return tuple(chemical_symbols[z] for z in torch.nonzero(self.trained_elements).flatten().tolist() if z > 0)
 
     def unsupported_elements(self, numbers) -> list[str]:
         """Symbols in ``numbers`` that this model never saw in training (or that the element table lacks)."""
@@ -278,7 +278,10 @@ class NEGNN(MatGLModel):
         x = self.node_inputs(data, edge_weight=weight, distances=distances)
         h = self._atom_features(data, x, distances, weight)
         atom = self.head(h).squeeze(-1) * self.target_std + self.target_mean + self.element_refs[data.z]
-        energy = scatter(atom, batch, dim=0, dim_size=n_graphs, reduce="sum")
+        # Sum the atomic energies in float64 (then back to the model's dtype): a float32 running sum drifts by
+        # ~0.4 meV/atom over 10,000 atoms, and the total energy of a big cell must not depend on its size that way.
+        acc = torch.float64 if atom.device.type != "mps" else atom.dtype
+        energy = scatter(atom.to(acc), batch, dim=0, dim_size=n_graphs, reduce="sum").to(atom.dtype)
         out = {"energy": energy}
         if compute_forces or compute_stress:
             inputs = [t for t in (pos if compute_forces else None, strain) if t is not None]
@@ -309,7 +312,7 @@ class NEGNN(MatGLModel):
         try:
             for start in tqdm(range(0, len(structures), batch_size), disable=not progress, desc="predict", unit="batch"):
                 chunk = structures[start : start + batch_size]
-                batch = Batch.from_data_list([converter(s) for s in chunk]).to(device)
+                batch = Batch.from_data_list(self._graphs(converter, chunk, start, len(structures) > 1)).to(device)
                 if self.smooth:
                     with torch.enable_grad():
                         out = self(batch, compute_forces=True, compute_stress=compute_stress)
@@ -320,6 +323,21 @@ class NEGNN(MatGLModel):
         finally:
             self.train(was_training)
         return results
+
+    @staticmethod
+    def _graphs(converter, chunk, offset: int, name: bool) -> list:
+        """Graphs of ``chunk``; with ``name``, a bad structure's error says which one (index in the input, id)."""
+        graphs = []
+        for i, s in enumerate(chunk, start=offset):
+            try:
+                graphs.append(converter(s))
+            except (ValueError, TypeError) as ex:
+                if not name:
+                    raise
+                info = getattr(s, "info", None) or {}
+                sid = info.get("mp_id", info.get("id"))
+                raise type(ex)(f"structure {i}{f' ({sid})' if sid is not None else ''}: {ex}") from ex
+        return graphs
 
     def _split(self, out: dict, batch) -> list[dict]:
         ptr = batch.ptr.tolist()
@@ -361,7 +379,7 @@ def _root() -> Path:
 def _class_of(path: Path) -> str | None:
     try:
         return json.loads((path / "model.json").read_text()).get("@class")
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # missing, not JSON, or JSON that is not an object
         return None
 
 
@@ -410,6 +428,10 @@ def load_model(model: str | Path | NEGNN, device: str | torch.device = "cpu") ->
     cls = _class_of(path)
     if cls != "NEGNN":
         raise ValueError(f"{path} holds a {cls or 'unreadable model.json'}, not a NEGNN model")
+    try:  # before matgl builds anything from model.pt
+        check_saved_model(path, NEGNN, frozenset({"ase_negnn.encoder.CGCNNEncoder"}))
+    except ValueError as ex:
+        raise ValueError(f"could not load the NEGNN in {path}: {ex}") from ex
     try:
         net = NEGNN.load(path)
     except Exception as ex:

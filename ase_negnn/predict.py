@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_open, structure_ids
+from .io import atomic_open, db_structure_id, structure_ids
 
 __all__ = ["write_predictions"]
 
@@ -44,7 +44,7 @@ def write_predictions(path: str | Path, model, images, rows: list[dict]) -> Path
                 for sid, atoms, row in zip(ids, images, rows):
                     a = atoms.copy()
                     a.calc = None
-                    kv = {"structure_id": sid}
+                    kv = {"structure_id": db_structure_id(sid)}
                     data = {}
                     if task == "graph":
                         kv[target] = float(row[target])

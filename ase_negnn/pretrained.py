@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .encoder import CGCNNEncoder
+from .encoder import CGCNNEncoder, check_saved_model
 
 __all__ = ["available_encoders", "encoder_card", "encoder_dir", "load_encoder", "random_encoder"]
 
@@ -32,7 +32,7 @@ def available_encoders() -> list[str]:
 def _class_of(path: Path) -> str | None:
     try:
         return json.loads((path / "model.json").read_text()).get("@class")
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # missing, not JSON, or JSON that is not an object
         return None
 
 
@@ -87,10 +87,15 @@ def load_encoder(model: str | Path | CGCNNEncoder = "default", device: str | tor
         raise FileNotFoundError(f"{path} is not a saved encoder: missing {', '.join(missing)}")
     try:
         meta = json.loads((path / "model.json").read_text())
-    except json.JSONDecodeError as ex:
+    except ValueError as ex:  # JSONDecodeError, or UnicodeDecodeError for binary garbage
         raise ValueError(f"{path / 'model.json'} is not valid JSON: {ex}") from ex
-    if meta.get("@class") != CGCNNEncoder.__name__:
-        raise ValueError(f"{path} holds a {meta.get('@class')!r}, not a {CGCNNEncoder.__name__}")
+    if not isinstance(meta, dict) or meta.get("@class") != CGCNNEncoder.__name__:
+        found = meta.get("@class") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{path} holds a {found!r}, not a {CGCNNEncoder.__name__}")
+    try:
+        check_saved_model(path, CGCNNEncoder)  # before matgl builds anything from model.pt
+    except ValueError as ex:
+        raise ValueError(f"could not load encoder from {path}: {ex}") from ex
     try:
         encoder = CGCNNEncoder.load({f: path / f for f in _MODEL_FILES})
     except Exception as ex:

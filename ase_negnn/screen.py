@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from .io import atomic_open
+from .io import atomic_open, db_structure_id
 
 __all__ = ["iter_structures", "screen", "export_csv"]
 
@@ -46,11 +46,15 @@ def iter_structures(source):
         for i, atoms in enumerate(read_structures(path)):
             yield str(atoms.info.get("mp_id", atoms.info.get("id", i))), atoms
         return
+    n = 0
     try:
-        for i, atoms in enumerate(ase.io.iread(str(path), index=":")):
-            yield str(atoms.info.get("mp_id", atoms.info.get("id", i))), atoms
+        for n, atoms in enumerate(ase.io.iread(str(path), index=":"), start=1):
+            yield str(atoms.info.get("mp_id", atoms.info.get("id", n - 1))), atoms
     except Exception as ex:
-        raise ValueError(f"could not read structures from {path}: {type(ex).__name__}: {ex}") from ex
+        why = str(ex).strip() or f"not a valid {path.suffix.lstrip('.') or 'structure'} file"  # bare AssertionError
+        raise ValueError(f"could not read structures from {path}: {type(ex).__name__}: {why}") from ex
+    if n == 0:  # e.g. a CIF whose atom-site loop ASE cannot use: say so instead of screening nothing
+        raise ValueError(f"{path} holds no structures")
 
 
 def _key(name: str) -> str:
@@ -113,11 +117,12 @@ def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float
     while True:
         chunk = []
         for sid, atoms in stream:
-            if sid in done or sid in seen_now:
+            sid = db_structure_id(sid)  # ASE db refuses ids such as "0" as strings: stored as numbers
+            if str(sid) in done or str(sid) in seen_now:
                 n_skipped += 1
                 bar.update(1)
                 continue
-            seen_now.add(sid)
+            seen_now.add(str(sid))
             chunk.append((sid, atoms))
             if len(chunk) >= chunk_size:
                 break

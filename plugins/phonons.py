@@ -39,7 +39,9 @@ def compute_phonons(atoms, calculator, supercell=(2, 2, 2), displacement: float 
     Parameters
     ----------
     atoms : ase.Atoms
-        Periodic unit cell (relax it first with the same calculator for physical frequencies).
+        Periodic unit cell (relax it first with the same calculator for physical frequencies). An empty structure,
+        atomic numbers outside 1…100, NaN/inf positions or cell, a singular cell or overlapping atoms raise
+        ``ValueError`` before phonopy sees the structure.
     calculator : ase calculator
         Provides forces in eV/Å.
     supercell : int or sequence of 3 ints or 3×3
@@ -62,6 +64,12 @@ def compute_phonons(atoms, calculator, supercell=(2, 2, 2), displacement: float 
     from phonopy import Phonopy
     from tqdm.auto import tqdm
 
+    from ase_negnn.graph import CrystalGraphConverter
+
+    # Refuse what phonopy/spglib would fail on obscurely (or crash on: NaN positions): empty structure, atomic
+    # numbers outside the element table, NaN/inf positions or cell, a singular periodic cell, overlapping atoms.
+    check = CrystalGraphConverter(cutoff=1.0, max_neighbors=None)
+    check.neighbors(check.validate(atoms))
     if not np.all(atoms.pbc):
         raise ValueError("phonons need a periodic unit cell (pbc all True)")
     if not displacement > 0:
