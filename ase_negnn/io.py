@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_open", "db_structure_id", "structure_ids", "write_json_atomic", "write_table"]
+__all__ = ["atomic_open", "run_checkpoint", "db_structure_id", "structure_ids", "write_json_atomic", "write_table"]
 
 
 def _default_mode() -> int:
@@ -83,3 +83,17 @@ def write_table(path: str | Path, values: np.ndarray, columns: list[str], index:
         writer.writerow([*index_names, *columns])
         for key, row in zip(index, values):
             writer.writerow([*key, *(f"{v:.8g}" for v in row)])
+
+
+def run_checkpoint(out: str | Path, resume: bool) -> Path:
+    """``out/checkpoints/last.ckpt`` of a Lightning run directory, after checking it against ``resume``.
+
+    Raises ``FileNotFoundError`` when resuming a run that has no checkpoint and ``FileExistsError`` when a new run
+    would overwrite one, so a finished or interrupted run is never clobbered by mistake.
+    """
+    last = Path(out) / "checkpoints" / "last.ckpt"
+    if resume and not last.exists():
+        raise FileNotFoundError(f"--resume given but {last} does not exist")
+    if not resume and last.exists():
+        raise FileExistsError(f"{out} already holds a run ({last}); pass resume=True/--resume or choose another --out")
+    return last

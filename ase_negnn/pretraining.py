@@ -18,7 +18,7 @@ from torch_geometric.loader import DataLoader
 
 from .data import load_graph_dataset, split_indices
 from .encoder import CGCNNEncoder
-from .io import atomic_open, write_json_atomic
+from .io import atomic_open, run_checkpoint, write_json_atomic
 from .ssl import SSLPretrainer
 
 __all__ = ["pretrain", "MetricsCSV", "EncoderExport"]
@@ -151,12 +151,8 @@ def pretrain(
         The exported encoder directory (loadable with :meth:`CGCNNEncoder.load` or ``matgl.load_model``).
     """
     out = Path(out)
-    ckpt_dir = out / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    if resume and not last.exists():
-        raise FileNotFoundError(f"--resume given but {last} does not exist")
-    if not resume and last.exists():
-        raise FileExistsError(f"{out} already holds a run ({last}); pass resume=True/--resume or choose another --out")
+    last = run_checkpoint(out, resume)
+    ckpt_dir = last.parent
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     out.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
 from .data import GraphDataset, build_graphs, load_graph_dataset, read_structures
-from .io import atomic_open, structure_ids, write_json_atomic
+from .io import atomic_open, run_checkpoint, structure_ids, write_json_atomic
 from .labels import Labels, extract_labels
 from .models import NEGNN
 from .pretraining import MetricsCSV
@@ -316,12 +316,8 @@ def train(
         ``out/test_predictions.csv`` and ``out/parity.png`` the test predictions.
     """
     out = Path(out)
-    ckpt_dir = out / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    if resume and not last.exists():
-        raise FileNotFoundError(f"--resume given but {last} does not exist")
-    if not resume and last.exists():
-        raise FileExistsError(f"{out} already holds a run ({last}); pass resume=True/--resume or choose another --out")
+    last = run_checkpoint(out, resume)
+    ckpt_dir = last.parent
     if max_epochs < 1 or batch_size < 1:
         raise ValueError(f"max_epochs and batch_size must be >= 1, got {max_epochs} and {batch_size}")
     with_test = test_data is None

@@ -150,3 +150,14 @@ def property_model_dirs(tmp_path_factory, encoder_dir):
     mag = NEGNN(str(encoder_dir), task="site", target="magmoms", units="μB", n_conv=1, width=8, hidden=8)
     mag.save(root / "mag")
     return {"band_gap": root / "gap", "magmoms": root / "mag"}
+
+
+@pytest.fixture(scope="session")
+def potential64(small_encoder):
+    """A random NEGNN potential running the encoder (layers 0–2) on the smooth graph, in float64 (clean FD checks)."""
+    from ase_negnn.models import NEGNN
+
+    torch.manual_seed(0)
+    model = NEGNN(small_encoder, task="potential", layers="0-2", n_conv=2, width=16, hidden=16, cutoff=4.0)
+    model.set_normalization(0.1, 0.5)
+    return model.double().eval()

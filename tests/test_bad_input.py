@@ -748,15 +748,6 @@ def test_property_ssmr_finite_and_invariant(small_encoder, atoms, data):
         rel_close(other, ref, rtol=2e-4)
 
 
-@pytest.fixture(scope="module")
-def potential64(small_encoder) -> NEGNN:
-    """A random potential (encoder layers 0–2 on the smooth graph), in float64."""
-    torch.manual_seed(0)
-    model = NEGNN(small_encoder, task="potential", layers="0-2", n_conv=2, width=16, hidden=16, cutoff=4.0)
-    model.set_normalization(0.1, 0.5)
-    return model.double().eval()
-
-
 def _energy_forces64(model: NEGNN, atoms: Atoms) -> tuple[float, np.ndarray]:
     g = Batch.from_data_list([model.graph_converter()(atoms)])
     g.pos = torch.tensor(atoms.positions, dtype=torch.float64)

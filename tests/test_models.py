@@ -21,12 +21,9 @@ def si_rattled() -> Atoms:
 
 
 @pytest.fixture(scope="module")
-def potential(small_encoder) -> NEGNN:
-    """A random potential that runs the encoder on the smooth graph (layers 0-2), in float64 for clean FD."""
-    torch.manual_seed(0)
-    model = NEGNN(small_encoder, task="potential", layers="0-2", n_conv=2, width=16, hidden=16, cutoff=4.0)
-    model.set_normalization(0.1, 0.5)
-    return model.double().eval()
+def potential(potential64) -> NEGNN:
+    """The shared random float64 potential (conftest), for clean finite differences."""
+    return potential64
 
 
 def _graph64(model: NEGNN, atoms: Atoms):
