@@ -180,11 +180,34 @@ class NEGNNModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": sched}
 
 
-def _loader(dataset, idx, batch_size, shuffle, num_workers=0):
+class EpochShuffle(torch.utils.data.Sampler):
+    """Random order that depends only on ``(seed, epoch)``.
+
+    Lightning calls ``set_epoch`` before every epoch, so a run resumed from a checkpoint sees exactly the batches an
+    uninterrupted run would have seen (the global RNG, which Lightning does not checkpoint, plays no part).
+    """
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed, self.epoch = int(n), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _loader(dataset, idx, batch_size, shuffle, num_workers=0, seed: int = 0):
     from torch.utils.data import Subset
 
-    return DataLoader(Subset(dataset, [int(i) for i in idx]), batch_size=batch_size, shuffle=shuffle,
-                      num_workers=num_workers, persistent_workers=num_workers > 0)
+    subset = Subset(dataset, [int(i) for i in idx])
+    sampler = EpochShuffle(len(subset), seed) if shuffle else None
+    return DataLoader(subset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
+                      persistent_workers=num_workers > 0)
 
 
 def evaluate(model: NEGNN, dataset: LabelledGraphs, idx, batch_size: int = 64) -> tuple[dict, list]:
@@ -369,7 +392,7 @@ def train(
                         callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False,
                         default_root_dir=out, inference_mode=task != "potential", num_sanity_val_steps=0)
     t1 = time.perf_counter()
-    trainer.fit(module, _loader(dataset, train_idx, batch_size, True, num_workers),
+    trainer.fit(module, _loader(dataset, train_idx, batch_size, True, num_workers, seed),
                 _loader(dataset, val_idx, batch_size, False, num_workers), ckpt_path=str(last) if resume else None)
     t_train = time.perf_counter() - t1
     if best.best_model_path:

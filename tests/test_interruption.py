@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import sqlite3
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import pytest
 from ase.db import connect
 
 from conftest import MP_SMALL
@@ -75,3 +78,37 @@ def test_pretrain_killed_mid_run_resumes_without_losing_epochs(tmp_path):
         epochs = [int(r["epoch"]) for r in csv.DictReader(fh)]
     assert epochs == [0, 1, 2, 3]  # every epoch once: none lost, none duplicated
     assert (out / "encoder" / "model.pt").exists() and (out / "card.json").exists()
+
+
+def test_train_killed_and_resumed_matches_an_uninterrupted_run(tmp_path, encoder_dir):
+    """Same seed, same data: a run SIGKILLed after an epoch and resumed ends with the uninterrupted run's model.
+
+    Exact to float tolerance (1e-5 relative on the test MAE and every prediction): the batch order depends only on
+    (seed, epoch) and the model/optimiser/scheduler state comes from the checkpoint.
+    """
+    def cmd(out):
+        return [*CLI, "train", "--data", str(MP_SMALL), "--target", "band_gap", "--out", str(out), "--max-epochs", "5",
+                "--n-conv", "1", "--width", "16", "--batch-size", "8", "--encoder", str(encoder_dir), "--no-progress"]
+
+    ref = subprocess.run(cmd(tmp_path / "ref"), env=ENV, capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(cmd(out), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = out / "metrics.csv"
+    reached = _wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 3, proc)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert reached and not (out / "card.json").exists()  # killed before the end
+    res = subprocess.run([*cmd(out), "--resume"], env=ENV, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    with open(out / "metrics.csv", newline="") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [0, 1, 2, 3, 4]
+    a = json.loads((tmp_path / "ref" / "test_metrics.json").read_text())
+    b = json.loads((out / "test_metrics.json").read_text())
+    assert b["mae"] == pytest.approx(a["mae"], rel=1e-5)
+    assert (tmp_path / "ref" / "test_predictions.csv").read_text().splitlines()[0] == \
+        (out / "test_predictions.csv").read_text().splitlines()[0]
+    pa = np.genfromtxt(tmp_path / "ref" / "test_predictions.csv", delimiter=",", skip_header=1, usecols=2)
+    pb = np.genfromtxt(out / "test_predictions.csv", delimiter=",", skip_header=1, usecols=2)
+    np.testing.assert_allclose(pb, pa, rtol=1e-5, atol=1e-6)
