@@ -22,7 +22,7 @@ from torch_geometric.data import Data
 from .graph import CrystalGraphConverter
 from .io import atomic_open
 
-__all__ = ["GraphDataset", "atomic_torch_save", "build_graphs", "example_structures", "load_graph_dataset", "read_magnetic_cif", "read_structures"]
+__all__ = ["EpochShuffle", "GraphDataset", "atomic_torch_save", "build_graphs", "example_structures", "load_graph_dataset", "read_magnetic_cif", "read_structures"]
 
 logger = logging.getLogger(__name__)
 
@@ -482,6 +482,27 @@ def load_graph_dataset(
     if cache_path is not None:
         ds.save(cache_path)
     return ds
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    """Random order that depends only on ``(seed, epoch)``.
+
+    Lightning calls ``set_epoch`` before every epoch, so a run resumed from a checkpoint sees exactly the batches an
+    uninterrupted run would have seen (the global RNG, which Lightning does not checkpoint, plays no part).
+    """
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed, self.epoch = int(n), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
 
 
 def split_indices(n: int, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

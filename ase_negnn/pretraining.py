@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Subset
 from torch_geometric.loader import DataLoader
 
-from .data import load_graph_dataset, split_indices
+from .data import EpochShuffle, load_graph_dataset, split_indices
 from .encoder import CGCNNEncoder
 from .io import atomic_open, run_checkpoint, write_json_atomic
 from .ssl import SSLPretrainer
@@ -89,7 +89,8 @@ def _total_epoch_seconds(metrics_csv: Path) -> float | None:
 def _loaders(dataset, val_fraction, batch_size, seed, num_workers):
     train_idx, val_idx = split_indices(len(dataset), val_fraction, seed)
     kw = {"batch_size": batch_size, "num_workers": num_workers, "persistent_workers": num_workers > 0}
-    train = DataLoader(Subset(dataset, train_idx.tolist()), shuffle=True, drop_last=len(train_idx) > batch_size, **kw)
+    train = DataLoader(Subset(dataset, train_idx.tolist()), sampler=EpochShuffle(len(train_idx), seed),
+                       drop_last=len(train_idx) > batch_size, **kw)
     val = DataLoader(Subset(dataset, val_idx.tolist()), shuffle=False, **kw)
     return train, val, len(train_idx), len(val_idx)
 

@@ -189,7 +189,9 @@ class SSLPretrainer(L.LightningModule):
 
     # -- Lightning hooks --------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
-        metrics, n = self.step(batch)
+        # Masks depend only on (val_seed, epoch, batch): a resumed run draws exactly the uninterrupted run's masks.
+        gen = torch.Generator().manual_seed(int(self.hparams.val_seed) * 1_000_003 + 7919 * self.current_epoch + batch_idx + 1)
+        metrics, n = self.step(batch, gen)
         self.log_dict({f"train_{k}": v for k, v in metrics.items()}, batch_size=n, on_step=False, on_epoch=True,
                       prog_bar=False, sync_dist=True)
         self.log("loss", metrics["loss"], batch_size=n, prog_bar=True, on_step=True, on_epoch=False)

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
-from .data import GraphDataset, build_graphs, load_graph_dataset, read_structures
+from .data import EpochShuffle, GraphDataset, build_graphs, load_graph_dataset, read_structures
 from .io import atomic_open, run_checkpoint, structure_ids, write_json_atomic
 from .labels import Labels, extract_labels
 from .models import NEGNN
@@ -178,27 +178,6 @@ class NEGNNModule(L.LightningModule):
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.max_epochs), eta_min=self.lr * 0.01)
         return {"optimizer": opt, "lr_scheduler": sched}
-
-
-class EpochShuffle(torch.utils.data.Sampler):
-    """Random order that depends only on ``(seed, epoch)``.
-
-    Lightning calls ``set_epoch`` before every epoch, so a run resumed from a checkpoint sees exactly the batches an
-    uninterrupted run would have seen (the global RNG, which Lightning does not checkpoint, plays no part).
-    """
-
-    def __init__(self, n: int, seed: int = 0):
-        self.n, self.seed, self.epoch = int(n), int(seed), 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-    def __len__(self) -> int:
-        return self.n
 
 
 def _loader(dataset, idx, batch_size, shuffle, num_workers=0, seed: int = 0):

@@ -78,6 +78,15 @@ def test_pretrain_killed_mid_run_resumes_without_losing_epochs(tmp_path):
         epochs = [int(r["epoch"]) for r in csv.DictReader(fh)]
     assert epochs == [0, 1, 2, 3]  # every epoch once: none lost, none duplicated
     assert (out / "encoder" / "model.pt").exists() and (out / "card.json").exists()
+    # same seed, uninterrupted: the same held-out metrics (batch order and masks depend only on seed/epoch/batch)
+    ref = tmp_path / "ref"
+    done = subprocess.run([*base[: base.index("--out") + 1], str(ref), *base[base.index("--out") + 2 :]], env=ENV,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with open(ref / "metrics.csv", newline="") as fa, open(out / "metrics.csv", newline="") as fb:
+        last_a, last_b = list(csv.DictReader(fa))[-1], list(csv.DictReader(fb))[-1]
+    for key in ("val_loss", "val_acc_group", "val_acc_period", "val_acc_edge", "train_loss"):
+        assert float(last_b[key]) == pytest.approx(float(last_a[key]), rel=1e-5), key
 
 
 def test_train_killed_and_resumed_matches_an_uninterrupted_run(tmp_path, encoder_dir):
