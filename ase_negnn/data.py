@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
 from .graph import CrystalGraphConverter
-from .io import atomic_open
+from .io import atomic_open, structure_id
 
 __all__ = ["EpochShuffle", "GraphDataset", "atomic_torch_save", "build_graphs", "example_structures", "load_graph_dataset", "read_magnetic_cif", "read_structures"]
 
@@ -431,7 +431,7 @@ def build_graphs(images, converter: CrystalGraphConverter, progress: bool = Fals
     for i, atoms in enumerate(tqdm(images, disable=not progress, desc="building graphs", unit="struct")):
         try:
             graphs.append(converter(atoms))
-            ids.append(str(atoms.info.get("mp_id", atoms.info.get("id", i))))
+            ids.append(structure_id(atoms, i))
             indices.append(i)
         except (ValueError, TypeError) as ex:
             skipped.append(f"{i}: {ex}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_open", "run_checkpoint", "db_structure_id", "structure_ids", "write_json_atomic", "write_table"]
+__all__ = ["atomic_open", "run_checkpoint", "structure_id", "db_structure_id", "structure_ids", "write_json_atomic", "write_table"]
 
 
 def _default_mode() -> int:
@@ -49,9 +49,14 @@ def write_json_atomic(obj, path: str | Path) -> None:
         fh.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
+def structure_id(atoms, position: int) -> str:
+    """The id of one structure: ``info["mp_id"]``, else ``info["id"]``, else its position in the input."""
+    return str(atoms.info.get("mp_id", atoms.info.get("id", position)))
+
+
 def structure_ids(images) -> list[str]:
-    """An id per structure: ``info["mp_id"]``, else ``info["id"]``, else the position in the input."""
-    return [str(a.info.get("mp_id", a.info.get("id", i))) for i, a in enumerate(images)]
+    """An id per structure (see :func:`structure_id`)."""
+    return [structure_id(a, i) for i, a in enumerate(images)]
 
 
 def db_structure_id(sid: str):

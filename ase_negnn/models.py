@@ -377,10 +377,9 @@ def _root() -> Path:
 
 
 def _class_of(path: Path) -> str | None:
-    try:
-        return json.loads((path / "model.json").read_text()).get("@class")
-    except (OSError, ValueError, AttributeError):  # missing, not JSON, or JSON that is not an object
-        return None
+    from .pretrained import _class_of as class_of
+
+    return class_of(path)
 
 
 def available_models() -> list[str]:

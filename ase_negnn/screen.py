@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from .io import atomic_open, db_structure_id
+from .io import atomic_open, db_structure_id, structure_id
 
 __all__ = ["iter_structures", "screen", "export_csv"]
 
@@ -37,19 +37,19 @@ def iter_structures(source):
         source = [source]
     if isinstance(source, (list, tuple)):
         for i, atoms in enumerate(source):
-            yield str(atoms.info.get("mp_id", atoms.info.get("id", i))), atoms
+            yield structure_id(atoms, i), atoms
         return
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: {path}")
     if path.is_dir() or path.suffix.lower() in _DB_SUFFIXES or path.suffix.lower() in (".gz", ".xz", ".bz2", ".mcif"):
         for i, atoms in enumerate(read_structures(path)):
-            yield str(atoms.info.get("mp_id", atoms.info.get("id", i))), atoms
+            yield structure_id(atoms, i), atoms
         return
     n = 0
     try:
         for n, atoms in enumerate(ase.io.iread(str(path), index=":"), start=1):
-            yield str(atoms.info.get("mp_id", atoms.info.get("id", n - 1))), atoms
+            yield structure_id(atoms, n - 1), atoms
     except Exception as ex:
         why = str(ex).strip() or f"not a valid {path.suffix.lstrip('.') or 'structure'} file"  # bare AssertionError
         raise ValueError(f"could not read structures from {path}: {type(ex).__name__}: {why}") from ex
