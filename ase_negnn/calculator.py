@@ -123,6 +123,15 @@ class NEGNNCalculator(Calculator):
                 elif p == "descriptors":
                     self.results["descriptors"] = self._descriptors().create(atoms)
 
+    def get_property(self, name, atoms=None, allow_calculation=True):
+        """ASE's ``get_property`` under the calculator's lock.
+
+        ASE compares, resets and stores ``self.atoms``/``self.results`` in ``get_property`` before ``calculate``; both
+        must happen under one lock, or a thread can reset the state another thread is calculating with.
+        """
+        with self._lock:
+            return Calculator.get_property(self, name, atoms, allow_calculation)
+
     def export_properties(self) -> Properties:
         """ASE's ``Properties`` of the standard results only (custom keys such as ``band_gap`` are not ASE outputs)."""
         return Properties({k: v for k, v in self.results.items() if k in all_outputs})

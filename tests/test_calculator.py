@@ -126,8 +126,8 @@ def test_calculator_shared_between_threads(calc, si8):
         return b.get_potential_energy()
 
     with ThreadPoolExecutor(4) as pool:
-        got = list(pool.map(energy, images * 3))
-    np.testing.assert_allclose(got, expected * 3, atol=1e-5)
+        got = list(pool.map(energy, images * 12))
+    np.testing.assert_allclose(got, expected * 12, atol=1e-5)
 
 
 # -- relaxations ------------------------------------------------------------------------------------------------
