@@ -41,7 +41,8 @@ setup(
         # API reference: python -m sphinx -W --keep-going -b html docs docs/_build/html
         "docs": ["sphinx>=8.1", "sphinx-click>=6.2", "furo>=2025.12"],
         # Benchmarks only (benchmarks/README.md): peers and plotting, never needed by the library.
-        "bench": ["vesin>=0.3", "matplotlib>=3.8", "chgnet>=0.3"],
+        # dscribe 2.1 needs benchmarks/_dscribe_compat.py under ASE >= 3.27; matminer pins pandas < 3.
+        "bench": ["vesin>=0.3", "matplotlib>=3.8", "chgnet>=0.3", "dscribe>=2.1", "matminer>=0.9"],
     },
     entry_points={
         "console_scripts": ["ase-negnn = ase_negnn.cli:cli"],
