@@ -1,0 +1,305 @@
+"""Shared pieces of the paper-reproduction benchmarks: data joins, cached descriptor matrices, kernel ridge grid CV.
+
+Data joins
+    ``paper/<property>.csv`` (no header: ``mp_id,value``) joined with ``mp/mp36k.extxyz`` by ``atoms.info['mp_id']``,
+    kept in CSV order (first occurrence of an id).
+
+Descriptor cache
+    ``benchmarks/cache/<descriptor key>.npz`` holds ``ids`` and ``X`` rows computed so far; missing ids are computed
+    in chunks and appended (so a killed OFM run resumes), each write atomic.
+
+Kernel ridge grid search (:func:`krr_grid_search`)
+    The paper's protocol: ``Pipeline([StandardScaler(), KernelRidge()])``, kernel ∈ {rbf, laplacian}, alpha and
+    gamma ∈ logspace(-10, 0, 11), best by CV mean absolute error, refitted on the whole training split. Every
+    (kernel, gamma) needs one kernel matrix per fold; all alphas then come from one eigendecomposition
+    ``K = V Λ Vᵀ`` (dual coefficients ``V (Λ + α)⁻¹ Vᵀ y``, the same solution as ``KernelRidge``'s Cholesky solve,
+    and well defined at alpha = 1e-10 where Cholesky fails and scikit-learn falls back to a slow ``lstsq``).
+    ``cv=10`` is 10-fold CV (``KFold(shuffle=True, random_state=0)``, scaler fitted per fold as in a Pipeline);
+    ``cv="loo"`` is exact leave-one-out CV from one eigendecomposition of the whole training split (LOO residual
+    ``c_i / G_ii`` with ``c = G y``, ``G = (K + αI)⁻¹``; scaler fitted once on the training split), ~10× cheaper.
+    ``tests/test_benchmark_krr.py`` checks both against scikit-learn (``GridSearchCV``, ``LeaveOneOut``).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CACHE = HERE / "cache"
+RESULTS = HERE / "results"
+PROPERTIES = {  # file stem -> (label, unit)
+    "formation_4k": ("formation energy", "eV/atom"),
+    "hse": ("HSE band gap", "eV"),
+    "bulk_modulus": ("log10 K (GPa)", "log10 GPa"),
+    "shear_modulus": ("log10 G (GPa)", "log10 GPa"),
+}
+ALPHAS = np.logspace(-10, 0, 11)
+GAMMAS = np.logspace(-10, 0, 11)
+KERNELS = ("rbf", "laplacian")
+
+
+# --------------------------------------------------------------------------------------------------- data
+
+
+def read_label_csv(path: Path) -> dict[str, float]:
+    """``id,value`` rows (no header) in file order; the first occurrence of an id wins."""
+    if not path.exists():
+        sys.exit(f"not found: {path} (give --data, the shared data folder)")
+    out: dict[str, float] = {}
+    with open(path, newline="") as fh:
+        for row in csv.reader(fh):
+            if row:
+                out.setdefault(row[0].strip(), float(row[1]))
+    return out
+
+
+def read_mp36k(data: Path, wanted: set[str] | None = None) -> dict:
+    """mp_id -> Atoms for the mp36k structures (only ``wanted`` ids if given)."""
+    import ase.io
+
+    path = data / "mp" / "mp36k.extxyz"
+    if not path.exists():
+        sys.exit(f"not found: {path} (give --data, the shared data folder)")
+    found = {}
+    for atoms in ase.io.iread(path, ":"):
+        mp_id = str(atoms.info.get("mp_id", ""))
+        if (wanted is None or mp_id in wanted) and mp_id not in found:
+            found[mp_id] = atoms
+    return found
+
+
+def join(labels: dict[str, float], structures: dict) -> tuple[list[str], np.ndarray]:
+    ids = [i for i in labels if i in structures]
+    return ids, np.array([labels[i] for i in ids])
+
+
+def split_80_20(n: int, seed: int = 0):
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(np.arange(n), test_size=0.2, random_state=seed)
+
+
+# --------------------------------------------------------------------------------------------------- descriptor cache
+
+
+def _save_atomic(path: Path, **arrays):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def cached_rows(key: str, ids: list[str], compute, chunk: int = 500, log=print) -> tuple[np.ndarray, float, int]:
+    """Rows for ``ids`` of the descriptor ``key``; ``compute(list_of_ids) -> array`` fills the missing ones.
+
+    Returns ``(X, seconds spent computing, number computed)``. The cache is written after every chunk.
+    """
+    path = CACHE / f"{key}.npz"
+    have: dict[str, np.ndarray] = {}
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            have = dict(zip(z["ids"].tolist(), z["X"]))
+    missing = [i for i in dict.fromkeys(ids) if i not in have]
+    spent = 0.0
+    for start in range(0, len(missing), chunk):
+        part = missing[start : start + chunk]
+        t0 = time.perf_counter()
+        X = np.asarray(compute(part), dtype=np.float64)
+        spent += time.perf_counter() - t0
+        have.update(zip(part, X))
+        keys = list(have)
+        _save_atomic(path, ids=np.array(keys), X=np.stack([have[k] for k in keys]))
+        log(f"    {key}: {min(start + chunk, len(missing))}/{len(missing)} computed ({spent:.0f} s)")
+    return np.stack([have[i] for i in ids]), spent, len(missing)
+
+
+def digest(*parts) -> str:
+    return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
+def encoder_digest(encoder) -> str:
+    import json
+
+    h = hashlib.sha1(json.dumps(encoder._init_args, sort_keys=True, default=str).encode())
+    for k, v in encoder.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def load_encoders(data: Path, ours: str = "default") -> dict:
+    """Our encoder and the authors' two checkpoints (converted by :mod:`ase_negnn.convert`)."""
+    from ase_negnn.convert import load_authors_checkpoint
+    from ase_negnn.pretrained import load_encoder
+
+    encs = {"ours": load_encoder(ours)}
+    for name, file in (("authors-pred", "cgcnn_60k_pred.pth"), ("authors-contra", "cgcnn_60k_contra.pth")):
+        path = data / "paper" / file
+        if path.exists():
+            encs[name], _ = load_authors_checkpoint(path)
+    return encs
+
+
+def ssmr_all_layers(encoder, name: str, pooling: str, structures: dict, ids: list[str], log=print) -> np.ndarray:
+    """SSMR of every layer concatenated (layer blocks of ``encoder.width`` columns), cached per id."""
+    from ase_negnn.descriptor import SSMR
+
+    desc = SSMR(layers="all", model=encoder, pooling=pooling)
+    key = f"ssmr-{name}-{pooling}-{encoder_digest(encoder)}"
+    X, _, _ = cached_rows(key, ids, lambda part: desc.create([structures[i] for i in part]), chunk=2000, log=log)
+    return X
+
+
+def layer_columns(width: int, layers) -> np.ndarray:
+    return np.concatenate([np.arange(layer * width, (layer + 1) * width) for layer in layers])
+
+
+# --------------------------------------------------------------------------------------------------- KRR
+
+
+def _kernel_from_dist(D: np.ndarray, kernel: str, gamma: float) -> np.ndarray:
+    K = D * -gamma
+    np.exp(K, out=K)
+    return K
+
+
+def _dists(A: np.ndarray, B: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    from sklearn.metrics.pairwise import euclidean_distances, manhattan_distances
+
+    return {"rbf": euclidean_distances(A, B, squared=True), "laplacian": manhattan_distances(A, A if B is None else B)}
+
+
+def _eig(K: np.ndarray):
+    lam, V = np.linalg.eigh(K)
+    return np.clip(lam, 0.0, None), V
+
+
+def _loo_mae(lam, V, y, alphas) -> np.ndarray:
+    Vty = V.T @ y
+    V2 = V * V
+    out = []
+    for a in alphas:
+        inv = 1.0 / (lam + a)
+        c = V @ (inv * Vty)
+        g = V2 @ inv
+        out.append(np.mean(np.abs(c / g)))
+    return np.array(out)
+
+
+def _fold_mae(lam, V, y_tr, K_va, y_va, alphas) -> np.ndarray:
+    Vty = V.T @ y_tr
+    KV = K_va @ V
+    return np.array([np.mean(np.abs(y_va - KV @ (Vty / (lam + a)))) for a in alphas])
+
+
+def krr_grid_search(X: np.ndarray, y: np.ndarray, cv="loo", kernels=KERNELS, alphas=ALPHAS, gammas=GAMMAS):
+    """CV mean absolute error on the full grid; returns ``(best params dict, scores dict)``.
+
+    ``scores[(kernel, gamma, alpha)]`` = CV MAE. Ties keep the first point in (kernel, gamma, alpha) order.
+    """
+    from sklearn.model_selection import KFold
+    from sklearn.preprocessing import StandardScaler
+
+    scores: dict = {}
+    if cv == "loo":
+        Xs = StandardScaler().fit_transform(X)
+        D = _dists(Xs)
+        for kernel in kernels:
+            for gamma in gammas:
+                lam, V = _eig(_kernel_from_dist(D[kernel], kernel, gamma))
+                for a, s in zip(alphas, _loo_mae(lam, V, y, alphas)):
+                    scores[(kernel, float(gamma), float(a))] = float(s)
+    else:
+        folds = list(KFold(n_splits=int(cv), shuffle=True, random_state=0).split(X))
+        acc: dict = {}
+        for tr, va in folds:
+            sc = StandardScaler().fit(X[tr])
+            A, B = sc.transform(X[tr]), sc.transform(X[va])
+            Dtr, Dva = _dists(A), _dists(B, A)
+            for kernel in kernels:
+                for gamma in gammas:
+                    lam, V = _eig(_kernel_from_dist(Dtr[kernel], kernel, gamma))
+                    Kva = _kernel_from_dist(Dva[kernel], kernel, gamma)
+                    for a, s in zip(alphas, _fold_mae(lam, V, y[tr], Kva, y[va], alphas)):
+                        acc.setdefault((kernel, float(gamma), float(a)), []).append(s)
+        scores = {k: float(np.mean(v)) for k, v in acc.items()}
+    finite = {k: v for k, v in scores.items() if np.isfinite(v)}
+    best = min(finite, key=finite.get)
+    return {"kernel": best[0], "gamma": best[1], "alpha": best[2], "cv_mae": finite[best]}, scores
+
+
+def krr_fit_predict(X_tr, y_tr, X_te, kernel, gamma, alpha) -> np.ndarray:
+    """The refitted model: scikit-learn's ``Pipeline([StandardScaler(), KernelRidge(...)])``."""
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # alpha = 1e-10: "Singular matrix ... least-squares solution" is expected
+        model = Pipeline([("scale", StandardScaler()), ("krr", KernelRidge(kernel=kernel, gamma=gamma, alpha=alpha))])
+        return model.fit(X_tr, y_tr).predict(X_te)
+
+
+def krr_evaluate(X, y, train, test, cv="loo") -> dict:
+    """Grid search on ``train``, refit, test MAE; with the best parameters and timings."""
+    t0 = time.perf_counter()
+    best, _ = krr_grid_search(X[train], y[train], cv=cv)
+    pred = krr_fit_predict(X[train], y[train], X[test], best["kernel"], best["gamma"], best["alpha"])
+    return {**best, "test_mae": float(np.mean(np.abs(y[test] - pred))), "fit_seconds": time.perf_counter() - t0,
+            "n_features": int(X.shape[1]), "pred": pred}
+
+
+# --------------------------------------------------------------------------------------------------- baselines
+
+
+def baseline_features(name: str, structures: dict, ids: list[str], species: list[str], n_atoms_max: int,
+                      log=print) -> tuple[np.ndarray, float, int]:
+    """OFM (matminer), sine matrix eigenspectrum and averaged SOAP (dscribe), cached per id."""
+    import warnings
+
+    if name == "ofm":
+        from matminer.featurizers.structure import OrbitalFieldMatrix
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        ofm = OrbitalFieldMatrix(period_tag=False, flatten=True)
+
+        def compute(part):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return [ofm.featurize(AseAtomsAdaptor.get_structure(structures[i])) for i in part]
+
+        return cached_rows("ofm-matminer", ids, compute, chunk=250, log=log)
+    sys.path.insert(0, str(HERE))
+    from _dscribe_compat import patch_dscribe
+
+    patch_dscribe()
+    if name == "sine":
+        from dscribe.descriptors import SineMatrix
+
+        d = SineMatrix(n_atoms_max=n_atoms_max, permutation="eigenspectrum")
+        key = f"sine-eig-{n_atoms_max}"
+    elif name == "soap":
+        from dscribe.descriptors import SOAP
+
+        d = SOAP(species=species, r_cut=5.0, n_max=3, l_max=3, periodic=True, average="inner",
+                 compression={"mode": "crossover"})
+        key = f"soap-avg-{digest(*species)}"
+    else:
+        raise ValueError(f"unknown baseline {name!r}")
+
+    def compute(part):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return [np.real(d.create(structures[i])) for i in part]
+
+    return cached_rows(key, ids, compute, chunk=1000, log=log)
