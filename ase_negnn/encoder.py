@@ -40,9 +40,36 @@ class WeightedCGConv(CGConv):
     ) -> Tensor:
         if isinstance(x, Tensor):
             x = (x, x)
-        out = self.propagate(edge_index, x=x, edge_attr=edge_attr, edge_weight=edge_weight)
+        if isinstance(edge_index, Tensor) and self.flow == "source_to_target":
+            out = self._factorised(x, edge_index, edge_attr, edge_weight)
+        else:
+            out = self.propagate(edge_index, x=x, edge_attr=edge_attr, edge_weight=edge_weight)
         out = out if self.bn is None else self.bn(out)
         return out + x[1]
+
+    def _factorised(self, x: PairTensor, edge_index: Tensor, edge_attr: OptTensor, edge_weight: OptTensor) -> Tensor:
+        """``propagate`` + :meth:`message`, computed with the gate and core linears split by input block.
+
+        ``lin(cat[x_i, x_j, e]) = W_i x_i + W_j x_j + W_e e + b``: the node blocks are applied once per atom and
+        gathered onto the edges, so only the edge block costs a matrix product per edge (3× fewer multiply-adds per
+        edge than the concatenated product for equal widths, and no concatenation). Same function, same parameters;
+        the sums are only rounded in another order.
+        """
+        src, dst = edge_index[0], edge_index[1]
+        n_dst, n_src = x[1].shape[-1], x[0].shape[-1]
+        weight = torch.cat([self.lin_f.weight, self.lin_s.weight], dim=0)
+        bias = None if self.lin_f.bias is None else torch.cat([self.lin_f.bias, self.lin_s.bias])
+        z = F.linear(x[1], weight[:, :n_dst]).index_select(0, dst)
+        z += F.linear(x[0], weight[:, n_dst : n_dst + n_src]).index_select(0, src)
+        if edge_attr is not None:
+            z += F.linear(edge_attr, weight[:, n_dst + n_src :], bias)
+        elif bias is not None:
+            z += bias
+        gate, core = z.chunk(2, dim=-1)
+        msg = gate.sigmoid() * F.softplus(core)
+        if edge_weight is not None:
+            msg = msg * edge_weight.unsqueeze(-1)
+        return self.aggr_module(msg, dst, dim_size=x[1].shape[0])
 
     def message(self, x_i: Tensor, x_j: Tensor, edge_attr: OptTensor, edge_weight: OptTensor) -> Tensor:
         m = super().message(x_i, x_j, edge_attr)
