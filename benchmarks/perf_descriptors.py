@@ -1,0 +1,202 @@
+"""Descriptor throughput: SSMR vs dscribe SOAP, dscribe sine matrix and matminer's orbital field matrix.
+
+What it does
+------------
+1. Reads ``mp/mp36k.extxyz`` once and draws ``--n`` structures (seeded, without replacement).
+2. Builds every descriptor once (constructors and a 10-structure warm-up are not timed):
+
+   * ``SSMR(layers='all', pooling='mean')`` — the bundled default encoder, batched ``create(list)`` (384 features);
+   * dscribe ``SOAP`` averaged over atoms (``average='outer'``, periodic, r_cut 6 Å), twice: the species-agnostic
+     ``mu2`` compression with n_max 8, l_max 9 (360 features, the size of SSMR) and the ``mu1nu1`` compression
+     with n_max 4, l_max 3 over every element of the sample (element-resolved, 64 × n_elements features);
+   * dscribe ``SineMatrix`` (eigenspectrum, n_atoms_max = largest structure of the sample);
+   * matminer ``OrbitalFieldMatrix`` (32 × 32 flattened) on pymatgen ``Structure`` objects (the ASE → pymatgen
+     conversion is done beforehand and not timed).
+
+3. Times them **interleaved**: the sample is cut into blocks of ``--block`` structures and each block is run through
+   every descriptor in turn, the order rotating from block to block, so that load from other jobs on the machine
+   falls on all of them alike. Each call is timed with ``time.perf_counter`` (wall) and ``time.thread_time``
+   (CPU of this thread; only meaningful for single-threaded runs).
+
+Everything runs in one process on one thread (``torch.set_num_threads(--threads)``, dscribe ``n_jobs=1``,
+matminer called structure by structure). Output: ``benchmarks/results/perf_descriptors{suffix}.{csv,md}``.
+
+Command (from the repository root; the OFM part takes ~10-20 min)::
+
+    OMP_NUM_THREADS=1 nohup nice python benchmarks/perf_descriptors.py --data ../shared/data > /tmp/perf_desc.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import report_header  # noqa: E402
+
+
+def _versions() -> str:
+    import ase
+    import dscribe
+    import matminer
+    import torch
+
+    return (f"python {platform.python_version()}, torch {torch.__version__}, ase {ase.__version__}, "
+            f"dscribe {dscribe.__version__ if hasattr(dscribe, '__version__') else '2.1.x'}, "
+            f"matminer {matminer.__version__ if hasattr(matminer, '__version__') else '?'}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default="../shared/data")
+    p.add_argument("--n", type=int, default=2000, help="structures drawn from mp36k")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--block", type=int, default=100, help="structures per interleaved block")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for SSMR")
+    p.add_argument("--skip", default="", help="comma list of methods to leave out (e.g. ofm for a quick run)")
+    p.add_argument("--suffix", default="", help="appended to the output file names (e.g. _before)")
+    p.add_argument("--out", default="benchmarks/results")
+    args = p.parse_args(argv)
+    t_start = time.perf_counter()
+
+    import ase.io
+    import torch
+
+    from _dscribe_compat import patch_dscribe
+
+    patch_dscribe()
+    from dscribe.descriptors import SOAP, SineMatrix
+    from matminer.featurizers.structure import OrbitalFieldMatrix
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from ase_negnn.descriptor import SSMR
+
+    torch.set_num_threads(args.threads)
+    src = Path(args.data) / "mp" / "mp36k.extxyz"
+    t0 = time.perf_counter()
+    everything = ase.io.read(src, ":")
+    t_read = time.perf_counter() - t0
+    rng = np.random.default_rng(args.seed)
+    pick = np.sort(rng.choice(len(everything), size=min(args.n, len(everything)), replace=False))
+    images = [everything[i] for i in pick]
+    del everything
+    n_atoms = np.array([len(a) for a in images])
+    species = sorted({int(z) for a in images for z in a.numbers})
+    structures = [AseAtomsAdaptor.get_structure(a) for a in images]
+
+    ssmr = SSMR(layers="all", pooling="mean")
+    soap_mu2 = SOAP(species=species, r_cut=6.0, n_max=8, l_max=9, periodic=True, average="outer",
+                    compression={"mode": "mu2"})
+    soap_el = SOAP(species=species, r_cut=6.0, n_max=4, l_max=3, periodic=True, average="outer",
+                   compression={"mode": "mu1nu1"})
+    sine = SineMatrix(n_atoms_max=int(n_atoms.max()), permutation="eigenspectrum")
+    ofm = OrbitalFieldMatrix(period_tag=False, flatten=True)
+
+    methods = {
+        "ssmr": ("SSMR (ours), layers all, mean, batched", lambda lo, hi: ssmr.create(images[lo:hi]),
+                 ssmr.get_number_of_features()),
+        "soap_mu2": ("dscribe SOAP, averaged, mu2 (r 6 Å, n 8, l 9)", lambda lo, hi: soap_mu2.create(images[lo:hi]),
+                     soap_mu2.get_number_of_features()),
+        "soap_mu1nu1": (f"dscribe SOAP, averaged, mu1nu1 over {len(species)} elements (r 6 Å, n 4, l 3)",
+                        lambda lo, hi: soap_el.create(images[lo:hi]), soap_el.get_number_of_features()),
+        "sine": ("dscribe sine matrix (eigenspectrum)", lambda lo, hi: sine.create(images[lo:hi]),
+                 sine.get_number_of_features()),
+        "ofm": ("matminer OrbitalFieldMatrix", lambda lo, hi: np.array([ofm.featurize(s) for s in structures[lo:hi]]),
+                1024),
+    }
+    for key in [k.strip() for k in args.skip.split(",") if k.strip()]:
+        methods.pop(key)
+    if "ssmr" not in methods:
+        sys.exit("ssmr cannot be skipped")
+    names = list(methods)
+
+    for key in names:  # warm-up (imports, JIT-compiled propagate, caches)
+        methods[key][1](0, 10)
+
+    wall = {k: 0.0 for k in names}
+    cpu = {k: 0.0 for k in names}
+    block_rate = {k: [] for k in names}
+    shapes = {}
+    load_before = os.getloadavg()
+    blocks = list(range(0, len(images), args.block))
+    for b, lo in enumerate(blocks):
+        hi = min(lo + args.block, len(images))
+        order = names[b % len(names):] + names[: b % len(names)]
+        for key in order:
+            c0, w0 = time.thread_time(), time.perf_counter()
+            x = methods[key][1](lo, hi)
+            dw, dc = time.perf_counter() - w0, time.thread_time() - c0
+            x = np.asarray(x)
+            if x.shape[0] != hi - lo or not np.isfinite(x).all():
+                sys.exit(f"{key}: bad output for structures {lo}:{hi}: shape {x.shape}, finite {np.isfinite(x).all()}")
+            shapes[key] = x.shape[1]
+            wall[key] += dw
+            cpu[key] += dc
+            block_rate[key].append((hi - lo) / dw)
+        print(f"block {b + 1}/{len(blocks)}: " + ", ".join(f"{k} {wall[k]:.1f}s" for k in names), flush=True)
+    load_after = os.getloadavg()
+
+    n, n_at = len(images), int(n_atoms.sum())
+    rows = []
+    for key in names:
+        label, _, n_feat = methods[key]
+        rows.append({
+            "method": key, "description": label, "features": shapes[key],
+            "structures_per_s": n / wall[key], "atoms_per_s": n_at / wall[key],
+            "ms_per_structure": 1e3 * wall[key] / n, "cpu_over_wall": cpu[key] / wall[key],
+            "block_rate_min": min(block_rate[key]), "block_rate_median": float(np.median(block_rate[key])),
+            "block_rate_max": max(block_rate[key]),
+            "ssmr_speedup": wall[key] / wall["ssmr"],
+        })
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"perf_descriptors{args.suffix}"
+    with open(out / f"{stem}.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()})
+
+    by = {r["method"]: r for r in rows}
+    goals = []
+    if "soap_mu2" in by:
+        goals.append(("SSMR ≥ 5× dscribe SOAP (size-matched mu2)", by["soap_mu2"]["ssmr_speedup"], 5.0))
+    if "soap_mu1nu1" in by:
+        goals.append(("SSMR ≥ 5× dscribe SOAP (element-resolved mu1nu1)", by["soap_mu1nu1"]["ssmr_speedup"], 5.0))
+    if "ofm" in by:
+        goals.append(("SSMR ≥ 50× matminer OFM", by["ofm"]["ssmr_speedup"], 50.0))
+    total = time.perf_counter() - t_start
+    md = [*report_header(f"Descriptor throughput on {n} mp36k structures", f"{total:.0f} s", argv),
+          f"- data: {n} structures drawn with seed {args.seed} from `{src}` (read once in {t_read:.0f} s); "
+          f"{n_at} atoms, {n_atoms.mean():.1f} per structure on average (max {n_atoms.max()}), {len(species)} elements",
+          f"- machine: {platform.machine()}, {os.cpu_count()} CPUs; torch threads {torch.get_num_threads()}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, dscribe n_jobs=1; load average "
+          f"{', '.join(f'{v:.2f}' for v in load_before)} before and {', '.join(f'{v:.2f}' for v in load_after)} after "
+          "the timed loop (other jobs were running; ratios come from interleaved blocks, absolute rates do not transfer)",
+          f"- versions: {_versions()}",
+          f"- timing: {len(blocks)} blocks of {args.block} structures, each block through every method in rotating "
+          "order; one 10-structure warm-up per method; constructors and the ASE → pymatgen conversion for OFM not "
+          "timed. `cpu/wall` < 1 means the process waited for the CPU (other jobs).",
+          "",
+          "| method | features | structures/s | atoms/s | ms/structure | cpu/wall | block rate min–median–max (struct/s) "
+          "| SSMR speed-up (peer time / SSMR time) |",
+          "|---|---:|---:|---:|---:|---:|---|---:|"]
+    for r in rows:
+        md.append(f"| {r['description']} | {r['features']} | {r['structures_per_s']:.1f} | {r['atoms_per_s']:.0f} | "
+                  f"{r['ms_per_structure']:.2f} | {r['cpu_over_wall']:.2f} | {r['block_rate_min']:.1f}–"
+                  f"{r['block_rate_median']:.1f}–{r['block_rate_max']:.1f} | {r['ssmr_speedup']:.2f}× |")
+    md += ["", "## Goals", "", "| goal | measured | met |", "|---|---:|---|"]
+    md += [f"| {g} | {v:.2f}× | {'yes' if v >= t else 'no'} |" for g, v, t in goals]
+    (out / f"{stem}.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
