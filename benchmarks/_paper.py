@@ -97,10 +97,12 @@ def _save_atomic(path: Path, **arrays):
     os.replace(tmp, path)
 
 
-def cached_rows(key: str, ids: list[str], compute, chunk: int = 500, log=print) -> tuple[np.ndarray, float, int]:
+def cached_rows(key: str, ids: list[str], compute, chunk: int = 500, log=print,
+                cached_only: bool = False) -> tuple[np.ndarray, float, int]:
     """Rows for ``ids`` of the descriptor ``key``; ``compute(list_of_ids) -> array`` fills the missing ones.
 
-    Returns ``(X, seconds spent computing, number computed)``. The cache is written after every chunk.
+    Returns ``(X, seconds spent computing, number computed)``. The cache is written after every chunk. With
+    ``cached_only`` nothing is computed and missing rows are NaN (for descriptors too slow to finish in one run).
     """
     path = CACHE / f"{key}.npz"
     have: dict[str, np.ndarray] = {}
@@ -108,6 +110,10 @@ def cached_rows(key: str, ids: list[str], compute, chunk: int = 500, log=print) 
         with np.load(path, allow_pickle=False) as z:
             have = dict(zip(z["ids"].tolist(), z["X"]))
     missing = [i for i in dict.fromkeys(ids) if i not in have]
+    if cached_only and missing:
+        width = len(next(iter(have.values()))) if have else 1
+        log(f"    {key}: {len(missing)} of {len(set(ids))} rows not cached (left as NaN)")
+        return np.stack([have.get(i, np.full(width, np.nan)) for i in ids]), 0.0, 0
     spent = 0.0
     for start in range(0, len(missing), chunk):
         part = missing[start : start + chunk]
@@ -119,6 +125,17 @@ def cached_rows(key: str, ids: list[str], compute, chunk: int = 500, log=print) 
         _save_atomic(path, ids=np.array(keys), X=np.stack([have[k] for k in keys]))
         log(f"    {key}: {min(start + chunk, len(missing))}/{len(missing)} computed ({spent:.0f} s)")
     return np.stack([have[i] for i in ids]), spent, len(missing)
+
+
+def write_rows(path: Path, rows: list[dict], keys: list[str]) -> None:
+    """CSV of dict rows (missing keys empty), written atomically."""
+    from ase_negnn.io import atomic_open
+
+    with atomic_open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in keys})
 
 
 def digest(*parts) -> str:
@@ -250,20 +267,36 @@ def krr_fit_predict(X_tr, y_tr, X_te, kernel, gamma, alpha) -> np.ndarray:
         return model.fit(X_tr, y_tr).predict(X_te)
 
 
-def krr_evaluate(X, y, train, test, cv="loo") -> dict:
-    """Grid search on ``train``, refit, test MAE; with the best parameters and timings."""
+def krr_evaluate(X, y, train, test, cv="loo", kernels=KERNELS) -> dict:
+    """Grid search on ``train``, refit, test MAE; with the best parameters and timings.
+
+    Results are cached in ``benchmarks/cache/krr-<hash>.npz``, keyed by the exact bytes of ``X``, ``y``, the split,
+    ``cv`` and the kernels, so an interrupted or extended benchmark run only fits what is new.
+    """
+    h = hashlib.sha1()
+    for a in (np.ascontiguousarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64), np.asarray(train),
+              np.asarray(test)):
+        h.update(a.tobytes())
+    h.update(f"{cv}|{','.join(kernels)}|{ALPHAS.tobytes().hex()}|{GAMMAS.tobytes().hex()}".encode())
+    path = CACHE / f"krr-{h.hexdigest()[:20]}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            r = {k: z[k].item() for k in z.files if k != "pred"}
+            return {**r, "pred": z["pred"], "cached": True}
     t0 = time.perf_counter()
-    best, _ = krr_grid_search(X[train], y[train], cv=cv)
+    best, _ = krr_grid_search(X[train], y[train], cv=cv, kernels=kernels)
     pred = krr_fit_predict(X[train], y[train], X[test], best["kernel"], best["gamma"], best["alpha"])
-    return {**best, "test_mae": float(np.mean(np.abs(y[test] - pred))), "fit_seconds": time.perf_counter() - t0,
-            "n_features": int(X.shape[1]), "pred": pred}
+    r = {**best, "test_mae": float(np.mean(np.abs(y[test] - pred))), "fit_seconds": time.perf_counter() - t0,
+         "n_features": int(X.shape[1])}
+    _save_atomic(path, pred=pred, **{k: np.array(v) for k, v in r.items()})
+    return {**r, "pred": pred, "cached": False}
 
 
 # --------------------------------------------------------------------------------------------------- baselines
 
 
 def baseline_features(name: str, structures: dict, ids: list[str], species: list[str], n_atoms_max: int,
-                      log=print) -> tuple[np.ndarray, float, int]:
+                      log=print, cached_only: bool = False) -> tuple[np.ndarray, float, int]:
     """OFM (matminer), sine matrix eigenspectrum and averaged SOAP (dscribe), cached per id."""
     import warnings
 
@@ -278,7 +311,7 @@ def baseline_features(name: str, structures: dict, ids: list[str], species: list
                 warnings.simplefilter("ignore")
                 return [ofm.featurize(AseAtomsAdaptor.get_structure(structures[i])) for i in part]
 
-        return cached_rows("ofm-matminer", ids, compute, chunk=250, log=log)
+        return cached_rows("ofm-matminer", ids, compute, chunk=250, log=log, cached_only=cached_only)
     sys.path.insert(0, str(HERE))
     from _dscribe_compat import patch_dscribe
 
