@@ -85,6 +85,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -499,12 +500,17 @@ def write_report(csv_path: Path, md_path: Path, png_path: Path, argv, wall: floa
 
     rows = read_rows(csv_path)
     if not rows:
+        lines = [*report_header("Label efficiency: NEGNN vs the same GNN from scratch vs MEGNet (issue 8)",
+                                f"{wall / 60:.1f} min (this invocation)", [shlex.quote(a) for a in argv]), *notes, "",
+                 (f"**No run has finished yet**: `{csv_path.name}` holds no rows, so there are no numbers, no "
+                  "target check and no plot.")]
+        md_path.write_text("\n".join(lines) + "\n")
         return
     summary = summarise(rows)
     total_run = sum(float(r["run_seconds"]) for r in rows)
     lines = [*report_header("Label efficiency: NEGNN vs the same GNN from scratch vs MEGNet (issue 8)",
                             f"{wall / 60:.1f} min (this invocation); sum of all run times in the CSV "
-                            f"{total_run / 60:.1f} min", argv), *notes, "- in the CSV vs issue 8: " + coverage(rows),
+                            f"{total_run / 60:.1f} min", [shlex.quote(a) for a in argv]), *notes, "- in the CSV vs issue 8: " + coverage(rows),
              ""]
     verdicts = []
     table_rows, table_index = [], []
