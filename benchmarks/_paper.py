@@ -267,7 +267,7 @@ def krr_fit_predict(X_tr, y_tr, X_te, kernel, gamma, alpha) -> np.ndarray:
         return model.fit(X_tr, y_tr).predict(X_te)
 
 
-def krr_evaluate(X, y, train, test, cv="loo", kernels=KERNELS) -> dict:
+def krr_evaluate(X, y, train, test, cv="loo", kernels=KERNELS, cached_only: bool = False) -> dict | None:
     """Grid search on ``train``, refit, test MAE; with the best parameters and timings.
 
     Results are cached in ``benchmarks/cache/krr-<hash>.npz``, keyed by the exact bytes of ``X``, ``y``, the split,
@@ -283,6 +283,8 @@ def krr_evaluate(X, y, train, test, cv="loo", kernels=KERNELS) -> dict:
         with np.load(path, allow_pickle=False) as z:
             r = {k: z[k].item() for k in z.files if k != "pred"}
             return {**r, "pred": z["pred"], "cached": True}
+    if cached_only:
+        return None
     t0 = time.perf_counter()
     best, _ = krr_grid_search(X[train], y[train], cv=cv, kernels=kernels)
     pred = krr_fit_predict(X[train], y[train], X[test], best["kernel"], best["gamma"], best["alpha"])
