@@ -126,6 +126,7 @@ def worker(stage: str, rep, repeats: int, threads: int, queue) -> None:
 
         def full():
             a = atoms.copy()
+            calc.reset()  # never reuse the previous call's results for the same positions
             a.calc = calc
             return a.get_potential_energy(), a.get_forces()
 
