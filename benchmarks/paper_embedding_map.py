@@ -69,12 +69,15 @@ def main(argv=None):
     if files:
         from ase_negnn.data import read_magnetic_cif
 
+        converter = enc.graph_converter()
         mags = []
         for f in files:
-            try:
+            try:  # files read_magnetic_cif refuses, or whose expansion overlaps atoms, are skipped
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    mags.append(read_magnetic_cif(f))
+                    atoms = read_magnetic_cif(f)
+                converter(atoms)
+                mags.append(atoms)
             except ValueError:
                 pass
         emb = SSAR(layers="all", model=enc).create(mags)
