@@ -82,13 +82,17 @@ def main(argv=None):
     wanted_desc = set(args.descriptors.split(","))
     t_start = time.perf_counter()
 
-    labels = {p: P.read_label_csv(args.data / "paper" / f"{p}.csv") for p in props}
+    every = {p: P.read_label_csv(args.data / "paper" / f"{p}.csv") for p in P.PROPERTIES}
+    labels = {p: every[p] for p in props}
     print("reading mp36k …", flush=True)
-    S = P.read_mp36k(args.data, set().union(*labels.values()))
+    S = P.read_mp36k(args.data, set().union(*every.values()))
     joined = {p: P.join(labels[p], S) for p in props}
     all_ids = list(dict.fromkeys(i for p in props for i in joined[p][0]))
-    species = sorted({s for i in all_ids for s in S[i].get_chemical_symbols()})
-    n_atoms_max = max(len(S[i]) for i in all_ids)
+    # SOAP species and sine-matrix size from all four property sets, whatever --properties says, so that runs on
+    # different properties produce the same descriptor columns (and share the fit cache).
+    every_ids = {i for p in P.PROPERTIES for i in P.join(every[p], S)[0]}
+    species = sorted({s for i in every_ids for s in S[i].get_chemical_symbols()})
+    n_atoms_max = max(len(S[i]) for i in every_ids)
     print(f"{len(all_ids)} structures in the union, {len(species)} elements, ≤ {n_atoms_max} atoms", flush=True)
 
     # ---- descriptor matrices over the union of ids
