@@ -198,17 +198,6 @@ class MP36k:
                 raise RuntimeError(f"frame {i} of {self.path} parsed differently from ase.io.read")
 
 
-def read_label_csv(path: Path) -> dict[str, float]:
-    if not path.exists():
-        sys.exit(f"not found: {path} (give --data, the shared data folder)")
-    out: dict[str, float] = {}
-    with open(path, newline="") as fh:
-        for row in csv.reader(fh):
-            if row:
-                out.setdefault(row[0].strip(), float(row[1]))
-    return out
-
-
 class Labelled:
     """The labelled structures of one target: mp36k frame ``rows[i]`` with its label in ``atoms.info[key]``; the
     ``Atoms`` are built on first access and kept."""
@@ -238,6 +227,8 @@ def target_structures(name: str, mp36k: MP36k, data: Path) -> tuple[Labelled, di
         rows = [i for i, v in enumerate(values) if np.isfinite(v)]
         return (Labelled(mp36k, key, rows, [values[i] for i in rows]),
                 {"source": "mp/mp36k.extxyz", "n_source": len(mp36k), "n": len(rows)})
+    from _paper import read_label_csv
+
     labels = read_label_csv(data / spec["csv"])
     by_id: dict = {}
     for i, mp_id in enumerate(mp36k.ids):
