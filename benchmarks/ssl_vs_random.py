@@ -64,6 +64,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _paper import encoder_digest, read_label_csv, read_mp36k
 from _report import report_header
 
 CONFIGS = [  # (layers, pooling)
@@ -84,22 +85,8 @@ def describe_config(layers: str, pooling: str, n_features: int) -> str:
 
 def load_joined(data: Path, limit: int | None):
     """Labels of paper/formation_4k.csv joined with mp36k structures by mp_id, in CSV order."""
-    import ase.io
-
-    labels_path, structures_path = data / "paper" / "formation_4k.csv", data / "mp" / "mp36k.extxyz"
-    for p in (labels_path, structures_path):
-        if not p.exists():
-            sys.exit(f"not found: {p} (give --data, the shared data folder)")
-    labels = {}
-    with open(labels_path, newline="") as fh:
-        for row in csv.reader(fh):
-            if row:
-                labels.setdefault(row[0].strip(), float(row[1]))
-    found = {}
-    for atoms in ase.io.iread(structures_path, ":"):
-        mp_id = str(atoms.info.get("mp_id", ""))
-        if mp_id in labels and mp_id not in found:
-            found[mp_id] = atoms
+    labels = read_label_csv(data / "paper" / "formation_4k.csv")
+    found = read_mp36k(data, set(labels))
     ids = [i for i in labels if i in found]
     n_joined = len(ids)
     if limit is not None:
@@ -136,11 +123,7 @@ def heldout_metrics(card: dict) -> dict:
 
 
 def state_digest(encoder) -> str:
-    h = hashlib.sha1(json.dumps(encoder._init_args, sort_keys=True).encode())
-    for k, v in encoder.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    return encoder_digest(encoder)
 
 
 # --------------------------------------------------------------------------------------------------- descriptors
