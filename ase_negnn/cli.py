@@ -156,6 +156,8 @@ def _devices(value):
 @click.option("--stress-weight", type=click.FloatRange(min=0), default=0.1, show_default=True,
               help="Potential loss weight of the stress (eV/Å³)², where structures have one.")
 @click.option("--max-train", type=click.IntRange(min=1), default=None, help="Use only N training structures (learning curves).")
+@click.option("--allow-missing-sites", is_flag=True,
+              help="Site task: NaN per-atom labels mark unlabelled atoms (left out of loss and metrics).")
 @click.option("--test-data", type=click.Path(exists=True, path_type=Path), default=None,
               help="Fixed test set (file/dir/db); --split is then train,val of --data (e.g. 0.9,0.1).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.ckpt.")
@@ -165,7 +167,7 @@ def _devices(value):
 @click.option("--no-progress", is_flag=True, help="Disable progress bars.")
 def train_cmd(data, target, task, labels_csv, id_column, out, split, seed, max_epochs, early_stopping, from_scratch,
               encoder, layers, fine_tune, n_conv, width, pooling, cutoff, units, batch_size, lr, energy_weight,
-              force_weight, stress_weight, max_train, test_data, resume, cache_dir, accelerator, devices, no_progress):
+              force_weight, stress_weight, max_train, allow_missing_sites, test_data, resume, cache_dir, accelerator, devices, no_progress):
     """Train a NEGNN on labelled structures; writes the best model and its test MAE/RMSE/R².
 
     \b
@@ -184,7 +186,7 @@ def train_cmd(data, target, task, labels_csv, id_column, out, split, seed, max_e
                    freeze_encoder=not fine_tune, n_conv=n_conv, width=width, pooling=pooling, cutoff=cutoff,
                    units=units, batch_size=batch_size, lr=lr, labels_csv=labels_csv, id_column=id_column,
                    energy_weight=energy_weight, force_weight=force_weight, stress_weight=stress_weight,
-                   max_train=max_train, test_data=test_data, resume=resume, cache_dir=cache_dir, accelerator=accelerator,
+                   max_train=max_train, allow_missing_sites=allow_missing_sites, test_data=test_data, resume=resume, cache_dir=cache_dir, accelerator=accelerator,
                    devices=_devices(devices), progress=not no_progress)
     except (FileNotFoundError, FileExistsError, ValueError) as ex:
         raise click.ClickException(str(ex)) from ex

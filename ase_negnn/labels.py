@@ -120,7 +120,7 @@ def _bad(ids, mask, limit: int = 5) -> str:
 
 
 def extract_labels(images, target: str, task: str, labels_csv: str | Path | None = None,
-                   id_column: str | None = None) -> Labels:
+                   id_column: str | None = None, allow_missing_sites: bool = False) -> Labels:
     """Collect and check the labels of ``images`` for ``task``.
 
     Parameters
@@ -133,6 +133,10 @@ def extract_labels(images, target: str, task: str, labels_csv: str | Path | None
         results or ``info["energy"]``/``arrays["forces"]``).
     labels_csv : path, optional
         Graph task: take the labels from this CSV, joined on the structure ids (``info["mp_id"]``/``info["id"]``).
+    allow_missing_sites : bool
+        Site task: NaN marks an atom without a label (e.g. only the magnetic sites of a structure are known); such
+        atoms are left out of the loss, the normalisation and the metrics. Off by default, so a NaN that is a data
+        error is reported instead of silently dropped; ``inf`` is always an error.
 
     Raises
     ------
@@ -190,11 +194,20 @@ def extract_labels(images, target: str, task: str, labels_csv: str | Path | None
                 v = np.linalg.norm(v, axis=1)
             if v.shape != (len(atoms),):
                 raise ValueError(f"per-atom target {target!r} of {ids[i]} has shape {v.shape}, expected ({len(atoms)},)")
-            if not np.isfinite(v).all():
-                raise ValueError(f"per-atom target {target!r} of {ids[i]} has NaN/inf at atoms "
-                                 f"{np.flatnonzero(~np.isfinite(v))[:10].tolist()}")
+            bad = np.isinf(v) if allow_missing_sites else ~np.isfinite(v)
+            if bad.any():
+                hint = "" if allow_missing_sites else " (NaN = unlabelled atom needs allow_missing_sites=True)"
+                raise ValueError(f"per-atom target {target!r} of {ids[i]} has {'inf' if allow_missing_sites else 'NaN/inf'} "
+                                 f"at atoms {np.flatnonzero(bad)[:10].tolist()}{hint}")
             values.append(v)
-        return Labels(task, target, values, source=f"arrays/results:{target}")
+        labels = Labels(task, target, values, source=f"arrays/results:{target}")
+        n_missing = int(sum(np.isnan(v).sum() for v in values))
+        if n_missing:
+            n_total = sum(v.size for v in values)
+            if n_missing == n_total:
+                raise ValueError(f"per-atom target {target!r}: every atom is NaN (unlabelled); nothing to learn")
+            labels.notes.append(f"{n_missing} of {n_total} atoms unlabelled (NaN), left out of loss and metrics")
+        return labels
     if task == "potential":
         energies, forces, stresses = [], [], []
         for i, atoms in enumerate(images):

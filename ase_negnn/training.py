@@ -147,10 +147,15 @@ class NEGNNModule(L.LightningModule):
         m = self.model
         n = batch.num_graphs
         if m.task != "potential":
-            pred = m(batch)["y"]
-            loss = torch.mean(((pred - batch.y) / m.target_std) ** 2)
+            pred, y = m(batch)["y"], batch.y
+            if m.task == "site":  # unlabelled atoms (NaN, allow_missing_sites=True) are left out
+                known = ~torch.isnan(y)
+                if not bool(known.any()):  # a batch of unlabelled atoms only: zero loss that keeps the graph
+                    return pred.sum() * 0.0
+                pred, y = pred[known], y[known]
+            loss = torch.mean(((pred - y) / m.target_std) ** 2)
             self.log(f"{stage}_loss", loss, batch_size=n, prog_bar=stage == "train")
-            self.log(f"{stage}_mae", torch.mean(torch.abs(pred - batch.y)), batch_size=n, prog_bar=True)
+            self.log(f"{stage}_mae", torch.mean(torch.abs(pred - y)), batch_size=n, prog_bar=True)
             return loss
         with torch.enable_grad():
             out = m(batch, compute_forces=True, compute_stress=self.stress_weight > 0 and bool(batch.has_stress.any()))
@@ -217,9 +222,11 @@ def evaluate(model: NEGNN, dataset: LabelledGraphs, idx, batch_size: int = 64) -
             else:
                 node_graph = batch.batch.numpy()
                 for k, gi in enumerate(batch.idx.tolist()):
-                    sel = node_graph == k
+                    sel = (node_graph == k) & ~np.isnan(true)
                     pairs.extend((gi, t, p) for t, p in zip(true[sel].tolist(), pred[sel].tolist()))
-    metrics = regression_metrics(np.concatenate(pred_all), np.concatenate(true_all))
+    pred_all, true_all = np.concatenate(pred_all), np.concatenate(true_all)
+    known = ~np.isnan(true_all)  # unlabelled sites (NaN) are not scored
+    metrics = regression_metrics(pred_all[known], true_all[known])
     if model.task == "potential":
         metrics = {"energy_per_atom_" + k: v for k, v in metrics.items()}
         metrics.update({"force_" + k: v for k, v in regression_metrics(np.concatenate(f_pred), np.concatenate(f_true)).items()})
@@ -273,6 +280,7 @@ def train(
     force_weight: float = 1.0,
     stress_weight: float = 0.1,
     max_train: int | None = None,
+    allow_missing_sites: bool = False,
     test_data=None,
     resume: bool = False,
     cache_dir: str | Path | None = None,
@@ -306,6 +314,9 @@ def train(
     max_train : int, optional
         Use only the first ``max_train`` structures of the (seeded) training split: learning curves with the
         same validation and test sets.
+    allow_missing_sites : bool
+        Site task: NaN per-atom labels mark unlabelled atoms, left out of the loss, normalisation and metrics
+        (see :func:`~ase_negnn.labels.extract_labels`).
     resume : bool
         Continue from ``out/checkpoints/last.ckpt``.
 
@@ -329,7 +340,7 @@ def train(
     n_main = len(images)
     if test_data is not None:
         images = images + read_structures(test_data)
-    labels = extract_labels(images, target, task, labels_csv, id_column)
+    labels = extract_labels(images, target, task, labels_csv, id_column, allow_missing_sites)
     split_three(n_main, split, seed, with_test)  # fail on an empty split before building anything
     L.seed_everything(seed, workers=True, verbose=False)
     model = NEGNN(encoder=encoder, task=task, target=target, units=units, layers=layers,
@@ -444,6 +455,9 @@ def _set_normalization(model: NEGNN, dataset: LabelledGraphs, train_idx) -> None
         model.set_normalization(float(y.mean()), float(max(y.std(), 1e-6)))
     elif lab.task == "site":
         y = np.concatenate([lab.y[j] for j in rows])
+        y = y[~np.isnan(y)]  # unlabelled sites (allow_missing_sites=True)
+        if not len(y):
+            raise ValueError("no labelled atom in the training split (all per-atom labels are NaN)")
         model.set_normalization(float(y.mean()), float(max(y.std(), 1e-6)))
     else:
         energies = np.zeros(len(dataset))

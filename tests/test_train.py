@@ -84,6 +84,39 @@ def test_site_task_learns_per_atom_labels(tmp_path, mp_structures, encoder_dir):
     assert card["test_metrics"]["n"] == len(rows) == sum(n_atoms[i] for i in test_ids)  # one row per atom
 
 
+def test_site_task_with_unlabelled_atoms(tmp_path, mp_structures, encoder_dir):
+    """NaN = unlabelled atom (allow_missing_sites=True): out of the normalisation, the loss and the metrics."""
+    images = [a.copy() for a in mp_structures]
+    for a in images:  # label only the oxygen atoms (like MAGNDATA labelling only the magnetic sites)
+        a.arrays["olabel"] = np.where(a.numbers == 8, 1.0 + 0.1 * np.arange(len(a)), np.nan)
+    with pytest.raises(ValueError, match=r"NaN/inf at atoms .*allow_missing_sites=True"):
+        extract_labels(images, "olabel", "site")
+    labels = extract_labels(images, "olabel", "site", allow_missing_sites=True)
+    n_known = sum(int(np.isfinite(v).sum()) for v in labels.y)
+    assert 0 < n_known < sum(len(a) for a in images)
+    card = train(images, "olabel", task="site", out=tmp_path / "site", encoder=str(encoder_dir),
+                 allow_missing_sites=True, **FAST)
+    assert "unlabelled (NaN)" in card["label_notes"][0]
+    assert np.isfinite(card["validation_metrics"]["mae"]) and np.isfinite(card["test_metrics"]["mae"])
+    with open(tmp_path / "site" / "test_predictions.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    by_id = {a.info["mp_id"]: a for a in images}
+    test_ids = sorted({r["id"] for r in rows})
+    assert card["test_metrics"]["n"] == len(rows) == sum(int((by_id[i].numbers == 8).sum()) for i in test_ids)
+    assert all(np.isfinite(float(r["true"])) for r in rows)
+    # normalisation from the labelled training atoms only: their mean lies inside the labelled range
+    model = load_model(tmp_path / "site" / "model")
+    assert 1.0 <= float(model.target_mean) <= 1.0 + 0.1 * max(len(a) for a in images)
+    # inf stays an error, and so does a data set without any label
+    images[0].arrays["olabel"][0] = np.inf
+    with pytest.raises(ValueError, match="has inf at atoms"):
+        extract_labels(images, "olabel", "site", allow_missing_sites=True)
+    for a in images:
+        a.arrays["olabel"][:] = np.nan
+    with pytest.raises(ValueError, match="every atom is NaN"):
+        extract_labels(images, "olabel", "site", allow_missing_sites=True)
+
+
 def test_element_refs_least_squares():
     from ase import Atoms
 
