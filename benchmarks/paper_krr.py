@@ -10,8 +10,9 @@ joined with ``mp/mp36k.extxyz`` by mp-id, the join counts are reported) and the 
   ``ase_negnn.convert.load_authors_checkpoint`` (same architecture, their weights);
 * hand-made baselines: matminer ``OrbitalFieldMatrix(period_tag=False)`` (1,024 features, site average; it builds a
   3×3×3 supercell and runs symmetry analysis and Voronoi on it, ~1 s of CPU per structure, so with
-  ``--ofm-cached-only`` only the rows already cached are used — properties not fully covered get no OFM row — and all
-  descriptors are compared once more on the first ``--ofm-subset`` formation_4k structures, 80/20 within them), dscribe
+  ``--ofm-cached-only`` OFM is computed only for the first ``--ofm-subset`` joined structures of each property and
+  otherwise taken from the cache — properties not fully covered get no OFM row — and all descriptors are compared
+  once more on those first ``--ofm-subset`` structures of each property, 80/20 within them), dscribe
   ``SineMatrix(permutation="eigenspectrum")`` (n_atoms_max = 200, the largest mp36k cell) and dscribe ``SOAP``
   averaged over atoms (r_cut 5 Å, n_max 3, l_max 3, "crossover" compression, species = all elements of the joined
   structures), dscribe run through ``benchmarks/_dscribe_compat.py`` (ASE ≥ 3.27);
@@ -64,14 +65,15 @@ def main(argv=None):
     ap.add_argument("--descriptors", default="ssmr,authors,ofm,sine,soap",
                     help="subset of ssmr (ours), authors, ofm, sine, soap")
     ap.add_argument("--ofm-cached-only", action="store_true",
-                    help="use OFM rows already in benchmarks/cache only (OFM takes ~0.5-1 s per structure); a "
-                         "property whose structures are not all cached gets no OFM row")
+                    help="compute OFM only for the --ofm-subset structures of each property, use cached rows "
+                         "elsewhere (OFM takes ~0.5-1 s per structure); a property whose structures are not all "
+                         "cached gets no OFM row")
     ap.add_argument("--cached-fits-only", action="store_true",
                     help="report only the full-set fits already cached by earlier (possibly parallel) runs; the "
                          "others are listed as not run (the cheap --ofm-subset fits are always computed)")
     ap.add_argument("--ofm-subset", type=int, default=1000,
-                    help="also compare every descriptor on the first N joined formation_4k structures, where OFM "
-                         "is affordable (0 = off)")
+                    help="also compare every descriptor on the first N joined structures of each property, where "
+                         "OFM is affordable (0 = off)")
     ap.add_argument("--out", type=Path, default=P.RESULTS)
     args = ap.parse_args(argv)
     cv = args.cv if args.cv == "loo" else int(args.cv)
@@ -107,6 +109,9 @@ def main(argv=None):
             X = P.ssmr_all_layers(enc, name, pooling, S, all_ids)
             timing[f"{name}-{pooling}"] = time.perf_counter() - t0
             feats[f"{name} SSMR {pooling}"] = (X, f"{name} encoder, layers 0-5 concatenated, {pooling} pooling")
+    subset_ids = list(dict.fromkeys(i for p in props for i in joined[p][0][: args.ofm_subset]))
+    if "ofm" in wanted_desc and args.ofm_cached_only and subset_ids:  # computed (and cached) for the subsets only
+        P.baseline_features("ofm", S, subset_ids, species, n_atoms_max)
     for b in BASELINES:
         if b in wanted_desc:
             X, spent, n = P.baseline_features(b, S, all_ids, species, n_atoms_max,
@@ -114,17 +119,19 @@ def main(argv=None):
             timing[b] = spent / n if n else float("nan")
             feats[b] = (X, BASELINE_LABEL[b])
     row_of = {i: k for k, i in enumerate(all_ids)}
-    if args.ofm_subset and "formation_4k" in joined and "ofm" in feats:
-        ids, y = joined["formation_4k"]
+    for p in list(props) if args.ofm_subset and "ofm" in feats else []:
+        ids, y = joined[p]
         sub = ids[: args.ofm_subset]
+        if len(sub) == len(ids):
+            continue  # the whole set is the subset
         if not np.isnan(feats["ofm"][0][[row_of[i] for i in sub]]).any():
-            key = f"formation_4k:first{len(sub)}"
-            P.PROPERTIES[key] = (f"formation energy, first {len(sub)} (OFM subset)", "eV/atom")
-            joined[key], labels[key] = (sub, y[: len(sub)]), labels["formation_4k"]
+            key = f"{p}:first{len(sub)}"
+            label, unit = P.PROPERTIES[p]
+            P.PROPERTIES[key] = (f"{label}, first {len(sub)} (OFM subset)", unit)
+            joined[key], labels[key] = (sub, y[: len(sub)]), labels[p]
             props.append(key)
         else:
-            print(f"OFM subset: the first {args.ofm_subset} formation_4k structures are not all featurised yet",
-                  flush=True)
+            print(f"OFM subset: the first {args.ofm_subset} {p} structures are not all featurised yet", flush=True)
 
     # ---- regressions
     rows, missing_notes = [], []
@@ -269,14 +276,18 @@ def plot(rows, props, names, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(props), figsize=(4.2 * len(props), 4.6), squeeze=False)
-    for ax, p in zip(axes[0], props):
+    ncol = min(4, len(props))
+    nrow = -(-len(props) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 4.6 * nrow), squeeze=False)
+    for ax in axes.flat[len(props):]:
+        ax.set_visible(False)
+    for k, (ax, p) in enumerate(zip(axes.flat, props)):
         rs = [next((x for x in rows if x["property"] == p and x["descriptor"] == n), None) for n in names]
         vals = [r["test_mae"] if r else np.nan for r in rs]
         colors = ["tab:gray" if n == "mean predictor" else "tab:orange" if n in BASELINES
                   else "tab:green" if n.startswith("authors") else "tab:blue" for n in names]
         ax.barh(range(len(names)), vals, color=colors)
-        ax.set_yticks(range(len(names)), names if ax is axes[0][0] else [""] * len(names), fontsize=7)
+        ax.set_yticks(range(len(names)), names if k % ncol == 0 else [""] * len(names), fontsize=7)
         ax.invert_yaxis()
         ax.set_title(f"{P.PROPERTIES[p][0]}", fontsize=9)
         ax.set_xlabel(f"test MAE ({P.PROPERTIES[p][1]})", fontsize=8)

@@ -13,9 +13,11 @@ reason), with the paper's labels:
     the element-only baseline: every site of one element gets the same vector) and of the authors' predictive
     checkpoint; ``StandardScaler + KernelRidge`` with the paper's grid, chosen by leave-one-out CV on the training
     sites (``benchmarks/_paper.py``);
-  - NEGNN site head (``ase_negnn.train(task="site", target="magmoms")``): trained on every atom of the training
-    structures (moment magnitudes from the mcif, 0 on non-magnetic atoms; 10 % of the training structures for
-    validation/early stopping; the test structures passed as its fixed test set), scored on the labelled test sites;
+  - NEGNN site head (``ase_negnn.train(task="site", target="magmoms")``), two ways (10 % of the training structures
+    for validation/early stopping; the test structures passed as its fixed test set; scored on the labelled test
+    sites): on every atom of the training structures (moment magnitudes from the mcif, 0 on non-magnetic atoms;
+    run directory ``--run-dir``), and on the labelled sites only (``allow_missing_sites=True``: the CSV value on the
+    sites of ``paper/magmom.csv``, NaN = left out of the loss elsewhere; ``<run-dir>-masked``);
   - mean predictor (mean of the training sites' labels).
 
 * ``paper/mag.csv`` (``<MAGNDATA id>_<formula>,T (K)``): SSMR (ours / authors', sum and mean pooling) + KRR, random
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tarfile
+import textwrap
 import time
 import warnings
 from collections import Counter
@@ -149,28 +152,48 @@ def main(argv=None):
         from ase_negnn.models import load_model
         from ase_negnn.training import train as train_negnn
 
-        train_atoms = [structures[m] for m in sorted(train_ids)]
-        t0 = time.perf_counter()
-        card_path = args.run_dir / "card.json"
-        if card_path.exists():  # finished before: reuse (delete the run directory to retrain)
-            import json
-
-            card = json.loads(card_path.read_text())
-        else:  # new, or resumed after an interruption (per-epoch checkpoints)
-            card = train_negnn(train_atoms, "magmoms", task="site", out=args.run_dir, split="0.9,0.1",
-                               test_data=[structures[m] for m in sorted(test_ids)], seed=0,
-                               max_epochs=args.negnn_epochs, early_stopping=15, encoder=args.encoder, units="μB",
-                               batch_size=16, progress=False, plot=False,
-                               resume=(args.run_dir / "checkpoints" / "last.ckpt").exists())
-        model = load_model(args.run_dir / "model")
         test_struct = sorted(test_ids)
-        out = dict(zip(test_struct, model.predict([structures[m] for m in test_struct])))
-        p = np.array([out[kept[i][1]]["magmoms"][kept[i][2]] for i in test])
-        preds["NEGNN site head"] = p
-        rows.append({"study": "magmom", "method": "NEGNN site head (ours, frozen encoder)",
-                     "test_mae": float(np.mean(np.abs(y[test] - p))), "fit_seconds": time.perf_counter() - t0,
-                     "epochs": card.get("epochs_run")})
-        print(f"  NEGNN site head              test MAE {rows[-1]['test_mae']:.3f} μB", flush=True)
+        test_atoms = [structures[m] for m in test_struct]
+        labelled = {}  # MAGNDATA id -> {site index: |m| of paper/magmom.csv}
+        for k in kept:
+            labelled.setdefault(k[1], {})[k[2]] = k[3]
+
+        def masked(atoms, mid):
+            """Copy whose ``magmoms`` are the CSV labels on the labelled sites and NaN (unlabelled) elsewhere."""
+            a = atoms.copy()
+            m = np.full(len(a), np.nan)
+            for i, v in labelled.get(mid, {}).items():
+                m[i] = v
+            a.arrays["magmoms"] = m
+            return a
+
+        variants = (  # (row name, run directory, training structures, test structures, extra train() arguments)
+            ("NEGNN site head (ours, frozen encoder; all atoms, 0 on non-magnetic)", args.run_dir,
+             [structures[m] for m in sorted(train_ids)], test_atoms, {}),
+            ("NEGNN site head (ours, frozen encoder; labelled sites only, masked loss)",
+             args.run_dir.with_name(args.run_dir.name + "-masked"),
+             [masked(structures[m], m) for m in sorted(train_ids)], [masked(structures[m], m) for m in test_struct],
+             {"allow_missing_sites": True}),
+        )
+        for name, run_dir, train_atoms, test_data, extra in variants:
+            t0 = time.perf_counter()
+            card_path = run_dir / "card.json"
+            if card_path.exists():  # finished before: reuse (delete the run directory to retrain)
+                import json
+
+                card = json.loads(card_path.read_text())
+            else:  # new, or resumed after an interruption (per-epoch checkpoints)
+                card = train_negnn(train_atoms, "magmoms", task="site", out=run_dir, split="0.9,0.1",
+                                   test_data=test_data, seed=0, max_epochs=args.negnn_epochs, early_stopping=15,
+                                   encoder=args.encoder, units="μB", batch_size=16, progress=False, plot=False,
+                                   resume=(run_dir / "checkpoints" / "last.ckpt").exists(), **extra)
+            model = load_model(run_dir / "model")
+            out = dict(zip(test_struct, model.predict(test_atoms)))
+            p = np.array([out[kept[i][1]]["magmoms"][kept[i][2]] for i in test])
+            preds[name] = p
+            rows.append({"study": "magmom", "method": name, "test_mae": float(np.mean(np.abs(y[test] - p))),
+                         "fit_seconds": time.perf_counter() - t0, "epochs": card.get("epochs_run")})
+            print(f"  {name}: test MAE {rows[-1]['test_mae']:.3f} μB", flush=True)
 
     # ------------------------------------------------------------------ transition temperatures
     tkeys = [k for k in temps if temp_ids[k] in structures]
@@ -221,8 +244,9 @@ def write(args, rows, preds, y_test, info, wall, argv):
         f"- `paper/mag.csv`: {info['tc_joined']} of {info['tc_labels']} readable; 80/20 seed 0: {info['tc_train']} / "
         f"{info['tc_test']}",
         "- KRR: `StandardScaler + KernelRidge`, paper grid, leave-one-out CV on the training rows "
-        "(`benchmarks/_paper.py`); NEGNN: `ase_negnn.train(task='site', target='magmoms')` on all atoms of the "
-        f"training structures, ≤ {args.negnn_epochs} epochs, early stopping 15",
+        "(`benchmarks/_paper.py`); NEGNN: `ase_negnn.train(task='site', target='magmoms')` on the training "
+        "structures, either on all atoms (0 on non-magnetic) or on the labelled sites only (`allow_missing_sites=True`, "
+        f"NaN elsewhere), ≤ {args.negnn_epochs} epochs, early stopping 15",
         "",
         "| study | method | test MAE | ratio to mean predictor | CV MAE | kernel, α, γ |",
         "|---|---|---:|---:|---:|---|",
@@ -246,7 +270,7 @@ def write(args, rows, preds, y_test, info, wall, argv):
         ax.scatter(y_test, p, s=6, alpha=0.5)
         top = max(float(np.max(y_test)), float(np.max(p))) * 1.05
         ax.plot([0, top], [0, top], "k--", lw=0.8)
-        ax.set_title(f"{name}\nMAE {np.mean(np.abs(p - y_test)):.2f} μB", fontsize=8)
+        ax.set_title(f"{textwrap.fill(name, 34)}\nMAE {np.mean(np.abs(p - y_test)):.2f} μB", fontsize=7)
         ax.set_xlabel("MAGNDATA |m| (μB)")
     axes[0][0].set_ylabel("predicted |m| (μB)")
     fig.tight_layout()
