@@ -7,6 +7,11 @@ Test MAE against the number of training labels, for
 * ``negnn``   — ``ase_negnn.training.train(..., from_scratch=False)``: the pretrained encoder (``--encoder``, default
   the bundled ``default``) frozen, its SSAR fed to the trainable CGConv layers and head;
 * ``scratch`` — the identical network, ``train(..., from_scratch=True)``: random, trainable encoder;
+* ``ssmr-krr`` — an extra reference line, not in the issue's grid: SSMR of the same encoder (layers 0-5, mean pooling)
+  + kernel ridge on the paper's grid, chosen by leave-one-out CV on the training labels (``_paper.krr_evaluate``;
+  the "val MAE" column holds that CV MAE, and no validation labels are used);
+* ``finetune`` — an extra line: NEGNN with the pretrained encoder trainable (``freeze_encoder=False``), i.e. the
+  pretrained weights as the initialisation of the same network ``scratch`` starts from random;
 * ``megnet``  — matgl's ``MEGNet`` (matgl's default hyper-parameters: 3 blocks, 4 Å cutoff, 100 Gaussians, Set2Set
   readout; ``element_types = matgl.config.DEFAULT_ELEMENTS``) from scratch, trained with matgl's
   ``ModelLightningModule`` (MSE loss, Adam, cosine decay to 1 % over ``--max-epochs``), ``MGLDataset`` +
@@ -106,8 +111,10 @@ TARGETS = {  # name -> label key, source, description, units
     "log_G": {"key": "log10_G", "csv": "paper/shear_modulus.csv", "label": "log10 G (GPa)", "units": "log10 GPa"},
 }
 METHODS = {"negnn": "NEGNN (pretrained SSAR, frozen)", "scratch": "same GNN from scratch",
-           "megnet": "matgl MEGNet from scratch"}
-COLORS = {"negnn": "tab:blue", "scratch": "tab:gray", "megnet": "tab:orange"}
+           "megnet": "matgl MEGNet from scratch", "ssmr-krr": "SSMR (pretrained, frozen) + KRR",
+           "finetune": "NEGNN, encoder fine-tuned"}
+ISSUE_METHODS = ("negnn", "scratch", "megnet")  # the issue's grid; ssmr-krr and finetune are extra lines
+COLORS = {"negnn": "tab:blue", "scratch": "tab:gray", "megnet": "tab:orange", "ssmr-krr": "tab:green", "finetune": "tab:purple"}
 FIELDS = ["target", "method", "size", "n_train", "seed", "protocol", "test_mae", "test_rmse", "test_r2", "n_test",
           "val_mae", "n_val", "epochs_run", "max_epochs", "early_stopping", "train_seconds", "run_seconds",
           "units", "run_dir", "date", "hardware"]
@@ -334,6 +341,7 @@ def run_negnn(method, target, train_atoms, val_atoms, test_atoms, seed, out: Pat
     data, fractions = arrange(train_atoms, val_atoms, seed)
     card = train(data, spec["key"], task="graph", out=out, split=fractions, seed=seed, max_epochs=args.max_epochs,
                  early_stopping=args.early_stopping, from_scratch=method == "scratch", encoder=args.encoder,
+                 freeze_encoder=method != "finetune",
                  units=spec["units"], batch_size=args.batch_size, lr=args.lr, test_data=test_atoms, resume=resume,
                  progress=False, plot=False)
     expect = (len(train_atoms), len(val_atoms), len(test_atoms))
@@ -343,6 +351,33 @@ def run_negnn(method, target, train_atoms, val_atoms, test_atoms, seed, out: Pat
     return {"test_mae": card["test_metrics"]["mae"], "test_rmse": card["test_metrics"]["rmse"],
             "test_r2": card["test_metrics"]["r2"], "val_mae": card["validation_metrics"]["mae"],
             "epochs_run": card["epochs_run"], "train_seconds": card["train_seconds_this_session"]}
+
+
+_ENCODERS: dict = {}
+
+
+def run_ssmr_krr(target, train_atoms, test_atoms, args) -> dict:
+    """SSMR (``--encoder``, layers 0-5, mean pooling) + KRR on the paper's grid, chosen by leave-one-out CV on the
+    training labels only (no validation labels needed), scored on the same test structures."""
+    from _paper import krr_evaluate, ssmr_all_layers
+
+    from ase_negnn.pretrained import load_encoder
+    from ase_negnn.training import regression_metrics
+
+    key = TARGETS[target]["key"]
+    t0 = time.perf_counter()
+    if args.encoder not in _ENCODERS:
+        _ENCODERS[args.encoder] = load_encoder(args.encoder)
+    atoms = train_atoms + test_atoms
+    ids = [a.info["mp_id"] for a in atoms]
+    # cached per mp-id in benchmarks/cache (the same cache as paper_krr.py's "ours SSMR mean")
+    X = ssmr_all_layers(_ENCODERS[args.encoder], "ours", "mean", dict(zip(ids, atoms)), ids, log=log)
+    y = np.array([float(a.info[key]) for a in atoms])
+    n = len(train_atoms)
+    r = krr_evaluate(X, y, np.arange(n), np.arange(n, len(y)), cv="loo")
+    m = regression_metrics(r["pred"], y[n:])
+    return {"test_mae": m["mae"], "test_rmse": m["rmse"], "test_r2": m["r2"], "val_mae": r["cv_mae"],
+            "epochs_run": "", "train_seconds": round(time.perf_counter() - t0, 1)}
 
 
 _MEGNET_SETS: dict = {}
@@ -462,7 +497,7 @@ def summarise(rows: list[dict]) -> dict:
 def coverage(rows: list[dict]) -> str:
     """What the CSV holds compared with the issue's grid (4 targets × 5 sizes × 3 seeds × 3 methods)."""
     targets = sorted({r["target"] for r in rows})
-    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    methods = [m for m in ISSUE_METHODS if any(r["method"] == m for r in rows)]
     sizes = sorted({int(r["n_train"]) for r in rows})
     seeds = sorted({int(r["seed"]) for r in rows})
     protocols = sorted({r["protocol"] for r in rows})
@@ -472,8 +507,8 @@ def coverage(rows: list[dict]) -> str:
     thin = sorted(f"{t}/{m}/{n}: {len(v)}" for (t, m, n), v in cells.items() if len(v) < 3)
     parts = [f"{len(rows)} runs; targets {', '.join(targets)}"
              + ("" if set(targets) == set(TARGETS) else f" (issue: {', '.join(TARGETS)})"),
-             f"methods {', '.join(methods)}" + ("" if len(methods) == len(METHODS) else
-                                               f" (not run: {', '.join(m for m in METHODS if m not in methods)})"),
+             f"methods {', '.join(methods)}" + ("" if len(methods) == len(ISSUE_METHODS) else
+                                               f" (not run: {', '.join(m for m in ISSUE_METHODS if m not in methods)})"),
              f"sizes {', '.join(map(str, sizes))} (issue: 250, 500, 1000, 2000, all)",
              f"seeds {', '.join(map(str, seeds))}" + (f"; cells with fewer than 3 seeds: {'; '.join(thin)}"
                                                      if thin else ""),
@@ -546,8 +581,9 @@ def write_report(csv_path: Path, md_path: Path, png_path: Path, argv, wall: floa
     lines += ["## All runs", "", ("| target | method | n_train | seed | test MAE | test R² | val MAE | epochs | "
                                   "train s | run s |"), "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        epochs = f"{r['epochs_run']}/{r['max_epochs']}" if r["epochs_run"] else "—"  # none for KRR
         lines.append(f"| {r['target']} | {r['method']} | {r['n_train']} | {r['seed']} | {float(r['test_mae']):.4f} | "
-                     f"{float(r['test_r2']):.3f} | {float(r['val_mae']):.4f} | {r['epochs_run']}/{r['max_epochs']} | "
+                     f"{float(r['test_r2']):.3f} | {float(r['val_mae']):.4f} | {epochs} | "
                      f"{float(r['train_seconds']):.0f} | {float(r['run_seconds']):.0f} |")
     lines += ["", f"![learning curves]({png_path.name})"]
     md_path.write_text("\n".join(lines) + "\n")
@@ -678,6 +714,8 @@ def main(argv=None):
                     try:
                         if method == "megnet":
                             res = run_megnet(target, train_atoms, val_atoms, test_atoms, seed, run_dir, args)
+                        elif method == "ssmr-krr":
+                            res = run_ssmr_krr(target, train_atoms, test_atoms, args)
                         else:
                             res = run_negnn(method, target, train_atoms, val_atoms, test_atoms, seed, run_dir, args)
                     except Exception:  # noqa: BLE001 - record the failure, go on with the other runs
@@ -693,7 +731,7 @@ def main(argv=None):
                     append_row(csv_path, row)
                     done.add(key)
                     log(f"done  {target} {method} n={n} seed={seed}: test MAE {res['test_mae']:.4f} "
-                        f"({res['epochs_run']} epochs, {dt:.0f} s)"
+                        + (f"({res['epochs_run']} epochs, {dt:.0f} s)" if res["epochs_run"] != "" else f"({dt:.0f} s)")
                         + (f"; graph memo {memo_stats}" if memo_stats else ""))
                     write_report(csv_path, md_path, png_path, argv, time.perf_counter() - t_start, notes)
     write_report(csv_path, md_path, png_path, argv, time.perf_counter() - t_start, notes)
