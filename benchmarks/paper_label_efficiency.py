@@ -548,15 +548,16 @@ def write_report(csv_path: Path, md_path: Path, png_path: Path, argv, wall: floa
         methods = [m for m in METHODS if m in by_method]
         lines += [f"## {spec['label']} ({spec['units']}) — {protocol}", "",
                   "| n_train | " + " | ".join(f"{METHODS[m]}: test MAE mean ± std (seeds)" for m in methods)
-                  + " | NEGNN / scratch | target ≤ 0.75 |",
-                  "|---:|" + "---:|" * len(methods) + "---:|---|"]
+                  + " | NEGNN / scratch | target ≤ 0.75 | fine-tuned / scratch |",
+                  "|---:|" + "---:|" * len(methods) + "---:|---|---:|"]
         for n in sizes:
             cells, stats = [], {}
             for m in methods:
                 v = by_method[m].get(n)
                 if v:
                     stats[m] = _ms(v)
-                    cells.append(f"{stats[m][0]:.4f} ± {stats[m][1]:.4f} ({len(v)})")
+                    cells.append(f"{stats[m][0]:.4f} ± {stats[m][1]:.4f} ({len(v)})" if len(v) > 1
+                                 else f"{stats[m][0]:.4f} (1, no spread)")
                 else:
                     cells.append("—")
             ratio, verdict = float("nan"), "—"
@@ -568,9 +569,10 @@ def write_report(csv_path: Path, md_path: Path, png_path: Path, argv, wall: floa
                     verdicts.append((target, n, ratio, met))
                 else:
                     verdict = "(n > 1000)"
-            lines.append(f"| {n} | " + " | ".join(cells) + f" | {ratio:.3f} | {verdict} |")
+            ft = stats["finetune"][0] / stats["scratch"][0] if "finetune" in stats and "scratch" in stats else np.nan
+            lines.append(f"| {n} | " + " | ".join(cells) + f" | {ratio:.3f} | {verdict} | {ft:.3f} |")
             table_index.append((protocol, target, n))
-            table_rows.append([stats.get(m, (np.nan, np.nan))[k] for m in METHODS for k in (0, 1)] + [ratio])
+            table_rows.append([stats.get(m, (np.nan, np.nan))[k] for m in METHODS for k in (0, 1)] + [ratio, ft])
         lines.append("")
     if verdicts:
         ok = all(v[3] for v in verdicts)
@@ -589,7 +591,8 @@ def write_report(csv_path: Path, md_path: Path, png_path: Path, argv, wall: floa
     md_path.write_text("\n".join(lines) + "\n")
     summary_csv = md_path.with_suffix(".summary.csv")
     write_table(summary_csv, np.array(table_rows, float),
-                [f"{m}_{k}" for m in METHODS for k in ("mae_mean", "mae_std")] + ["ratio_negnn_scratch"],
+                [f"{m}_{k}" for m in METHODS for k in ("mae_mean", "mae_std")] + ["ratio_negnn_scratch",
+                                                                          "ratio_finetune_scratch"],
                 table_index, ("protocol", "target", "n_train"))
     plot(summary, png_path)
 
