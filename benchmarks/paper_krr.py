@@ -149,8 +149,9 @@ def main(argv=None):
             if np.isnan(X[idx]).any():
                 n_miss = int(np.isnan(X[idx]).any(axis=1).sum())
                 print(f"  {name:24s} skipped: {n_miss} of {len(ids)} structures not featurised", flush=True)
-                missing_notes.append(f"{name} on {p}: {n_miss} of {len(ids)} structures not featurised in time "
-                                     "(not run)")
+                why = (f"OFM computed for the first {args.ofm_subset} of each property only (--ofm-cached-only)"
+                       if name == "ofm" and args.ofm_cached_only else "not featurised in time")
+                missing_notes.append(f"{name} on {p}: {n_miss} of {len(ids)} structures without features: {why}")
                 continue
             r = P.krr_evaluate(X[idx], y, train, test, cv=cv, cached_only=args.cached_fits_only and ":first" not in p)
             if r is None:
