@@ -109,8 +109,8 @@ TARGETS = {  # name -> label key, source, description, units
     "formation_energy": {"key": "formation_energy_per_atom", "csv": None, "label": "formation energy",
                          "units": "eV/atom"},
     "band_gap": {"key": "band_gap", "csv": None, "label": "PBE band gap", "units": "eV"},
-    "log_K": {"key": "log10_K", "csv": "paper/bulk_modulus.csv", "label": "log10 K (GPa)", "units": "log10 GPa"},
-    "log_G": {"key": "log10_G", "csv": "paper/shear_modulus.csv", "label": "log10 G (GPa)", "units": "log10 GPa"},
+    "log_K": {"key": "log10_K", "csv": "paper/bulk_modulus.csv", "label": "bulk modulus, log10 K", "units": "log10 GPa"},
+    "log_G": {"key": "log10_G", "csv": "paper/shear_modulus.csv", "label": "shear modulus, log10 G", "units": "log10 GPa"},
 }
 METHODS = {"negnn": "NEGNN (pretrained SSAR, frozen)", "scratch": "same GNN from scratch",
            "megnet": "matgl MEGNet from scratch", "ssmr-krr": "SSMR (pretrained, frozen) + KRR",
@@ -540,6 +540,8 @@ def write_report(csv_path: Path, md_path: Path, png_path: Path, argv, wall: floa
     lines = [*report_header("Label efficiency: NEGNN vs the same GNN from scratch vs MEGNet (issue 8)",
                             f"{wall / 60:.1f} min (this invocation); sum of all run times in the CSV "
                             f"{total_run / 60:.1f} min", [shlex.quote(a) for a in argv]), *notes, "- in the CSV vs issue 8: " + coverage(rows),
+             "- validation / test structures per target (the whole split where it is smaller than asked): " + "; ".join(
+                 f"{t} {v} / {n}" for t, v, n in sorted({(r["target"], r["n_val"], r["n_test"]) for r in rows})),
              ""]
     verdicts = []
     table_rows, table_index = [], []
@@ -611,7 +613,8 @@ def plot(summary: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 4.0), squeeze=False)
     for ax, (protocol, target) in zip(axes[0], keys):
         spec = TARGETS.get(target, {"label": target, "units": ""})
-        for m, d in summary[(protocol, target)].items():
+        by_method = summary[(protocol, target)]
+        for m, d in sorted(by_method.items(), key=lambda kv: list(METHODS).index(kv[0]) if kv[0] in METHODS else 99):
             n = sorted(d)
             stats = [_ms(d[k]) for k in n]
             ax.errorbar(n, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3,
