@@ -364,6 +364,10 @@ def train(
         if max_train < 1:
             raise ValueError(f"max_train must be >= 1, got {max_train}")
         train_idx = np.random.default_rng(seed + 1).permutation(train_idx)[:max_train]
+    if task == "site" and allow_missing_sites:  # each split needs a labelled atom (loss, early stopping, metrics)
+        for name, idx in (("training", train_idx), ("validation", val_idx), ("test", test_idx)):
+            if not any(np.isfinite(labels.y[int(rows[i])]).any() for i in idx):
+                raise ValueError(f"no labelled atom in the {name} split: all its per-atom labels are NaN")
     _set_normalization(model, dataset, train_idx)
     z, ptr = graphs.arrays["z"].numpy(), graphs.arrays["node_ptr"].numpy()
     model.set_trained_elements(np.concatenate([z[ptr[i] : ptr[i + 1]] for i in train_idx]))
@@ -455,9 +459,7 @@ def _set_normalization(model: NEGNN, dataset: LabelledGraphs, train_idx) -> None
         model.set_normalization(float(y.mean()), float(max(y.std(), 1e-6)))
     elif lab.task == "site":
         y = np.concatenate([lab.y[j] for j in rows])
-        y = y[~np.isnan(y)]  # unlabelled sites (allow_missing_sites=True)
-        if not len(y):
-            raise ValueError("no labelled atom in the training split (all per-atom labels are NaN)")
+        y = y[~np.isnan(y)]  # unlabelled sites (allow_missing_sites=True; train() checked some are left)
         model.set_normalization(float(y.mean()), float(max(y.std(), 1e-6)))
     else:
         energies = np.zeros(len(dataset))

@@ -107,6 +107,14 @@ def test_site_task_with_unlabelled_atoms(tmp_path, mp_structures, encoder_dir):
     # normalisation from the labelled training atoms only: their mean lies inside the labelled range
     model = load_model(tmp_path / "site" / "model")
     assert 1.0 <= float(model.target_mean) <= 1.0 + 0.1 * max(len(a) for a in images)
+    # a split without any labelled atom is refused before training (no loss, no early stopping, no metrics)
+    test_only_unlabelled = [a.copy() for a in images[:4]]
+    for a in test_only_unlabelled:
+        a.arrays["olabel"][:] = np.nan
+    with pytest.raises(ValueError, match="no labelled atom in the test split"):
+        train(images, "olabel", task="site", out=tmp_path / "site2", encoder=str(encoder_dir), split="0.8,0.2",
+              test_data=test_only_unlabelled, allow_missing_sites=True, **FAST)
+    assert not (tmp_path / "site2" / "model").exists()
     # inf stays an error, and so does a data set without any label
     images[0].arrays["olabel"][0] = np.inf
     with pytest.raises(ValueError, match="has inf at atoms"):
