@@ -69,7 +69,8 @@ Output (incremental)
 Target (issue 8): NEGNN ≥ 25 % lower test MAE than from-scratch at ≤ 1000 labels, i.e. mean MAE ratio
 NEGNN / scratch ≤ 0.75 at every size ≤ 1000, for each target.
 
-Full study of the issue (4 targets × 5 sizes × 3 seeds × 3 methods; days on a 2-core CPU)::
+Full study of the issue (4 targets × 5 sizes × 3 seeds × 3 methods, plus the two extra lines finetune and ssmr-krr,
+which skips sizes above 5,000; days on a 2-core CPU)::
 
     python benchmarks/paper_label_efficiency.py --data ../shared/data
 
