@@ -15,3 +15,21 @@ def report_header(title: str, wall_text: str, argv=None) -> list[str]:
         f"- date: {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}; wall time {wall_text}",
         f"- command: `{cmd}`",
     ]
+
+
+def write_markdown(path, lines: list[str]) -> None:
+    """The Markdown report, written atomically (a reader or a killed run never leaves half a table)."""
+    from ase_negnn.io import atomic_open
+
+    with atomic_open(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def save_figure(fig, path, **kwargs) -> None:
+    """``fig.savefig`` to ``path`` atomically; the format comes from the suffix."""
+    from pathlib import Path
+
+    from ase_negnn.io import atomic_open
+
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format=Path(path).suffix.lstrip(".") or "png", **kwargs)

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _paper as P  # noqa: E402
-from _report import report_header  # noqa: E402
+from _report import report_header, save_figure, write_markdown  # noqa: E402
 
 
 def main(argv=None):
@@ -133,7 +133,7 @@ def main(argv=None):
     fig.suptitle("SSAR embeddings (PCA) of our pretrained encoder", fontsize=10)
     fig.tight_layout()
     args.out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out / "paper_embedding_map.png", dpi=120)
+    save_figure(fig, args.out / "paper_embedding_map.png", dpi=120)
     plt.close(fig)
 
     keys = list(rows[0])
@@ -147,7 +147,7 @@ def main(argv=None):
                      "(first files in id order); ridge probe split by structure")
     lines += ["", "| layer | " + " | ".join(keys[1:]) + " |", "|---|" + "---:|" * (len(keys) - 1)]
     lines += [f"| {r['layer']} | " + " | ".join(f"{r[k]:.3f}" for k in keys[1:]) + " |" for r in rows]
-    (args.out / "paper_embedding_map.md").write_text("\n".join(lines) + "\n")
+    write_markdown(args.out / "paper_embedding_map.md", lines)
     print("\n".join(lines))
     return 0
 

@@ -55,7 +55,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _paper as P  # noqa: E402
-from _report import report_header  # noqa: E402
+from _report import report_header, save_figure, write_markdown  # noqa: E402
 
 BASELINES = ("ofm", "sine", "soap")
 BASELINE_LABEL = {"ofm": "OFM (matminer)", "sine": "sine matrix eigenspectrum (dscribe)",
@@ -277,7 +277,7 @@ def write_outputs(rows, props, args, cv, wall, timing, n_union, argv, missing_no
             lines.append(f"| {r['property']} | {r['descriptor']} | {r['n_features']} | {r['test_mae']:.4f} | "
                          f"{r['cv_mae']:.4f} | {r['kernel']} | {r['alpha']:.0e} | {r['gamma']:.0e} | "
                          f"{r.get('fit_seconds', float('nan')):.0f} |")
-    (out / "paper_krr.md").write_text("\n".join(lines) + "\n")
+    write_markdown(out / "paper_krr.md", lines)
     plot(rows, props, names, out / "paper_krr.png")
     print("\n".join(lines))
 
@@ -305,7 +305,7 @@ def plot(rows, props, names, path):
         ax.set_xlabel(f"test MAE ({P.PROPERTIES[p][1]})", fontsize=8)
     fig.suptitle("SSMR + KRR (blue: ours, green: authors' checkpoints) vs hand-made descriptors (orange)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    save_figure(fig, path, dpi=130)
     plt.close(fig)
 
 

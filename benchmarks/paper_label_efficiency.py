@@ -103,7 +103,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report_header
+from _report import report_header, save_figure, write_markdown
 
 HERE = Path(__file__).resolve().parent
 TARGETS = {  # name -> label key, source, description, units
@@ -409,6 +409,7 @@ def run_megnet(target, train_atoms, val_atoms, test_atoms, seed, out: Path, args
     from matgl.models import MEGNet
     from matgl.utils.training import ModelLightningModule
 
+    from ase_negnn.io import write_json_atomic
     from ase_negnn.training import regression_metrics
 
     key = TARGETS[target]["key"]
@@ -462,7 +463,7 @@ def run_megnet(target, train_atoms, val_atoms, test_atoms, seed, out: Path, args
             "n_validation": len(val_atoms), "n_test": len(test_atoms), "max_epochs": args.max_epochs,
             "epochs_run": trainer.current_epoch, "validation_metrics": val_m, "test_metrics": test_m,
             "train_seconds": round(t_train, 1)}
-    (out / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    write_json_atomic(card, out / "card.json")
     return {"test_mae": test_m["mae"], "test_rmse": test_m["rmse"], "test_r2": test_m["r2"], "val_mae": val_m["mae"],
             "epochs_run": trainer.current_epoch, "train_seconds": round(t_train, 1)}
 
@@ -534,7 +535,7 @@ def write_report(csv_path: Path, md_path: Path, png_path: Path, argv, wall: floa
                                 f"{wall / 60:.1f} min (this invocation)", [shlex.quote(a) for a in argv]), *notes, "",
                  (f"**No run has finished yet**: `{csv_path.name}` holds no rows, so there are no numbers, no "
                   "target check and no plot.")]
-        md_path.write_text("\n".join(lines) + "\n")
+        write_markdown(md_path, lines)
         return
     summary = summarise(rows)
     total_run = sum(float(r["run_seconds"]) for r in rows)
@@ -594,7 +595,7 @@ def write_report(csv_path: Path, md_path: Path, png_path: Path, argv, wall: floa
                      f"{float(r['test_r2']):.3f} | {float(r['val_mae']):.4f} | {epochs} | "
                      f"{float(r['train_seconds']):.0f} | {float(r['run_seconds']):.0f} |")
     lines += ["", f"![learning curves]({png_path.name})"]
-    md_path.write_text("\n".join(lines) + "\n")
+    write_markdown(md_path, lines)
     summary_csv = md_path.with_suffix(".summary.csv")
     write_table(summary_csv, np.array(table_rows, float),
                 [f"{m}_{k}" for m in METHODS for k in ("mae_mean", "mae_std")] + ["ratio_negnn_scratch",
@@ -630,7 +631,7 @@ def plot(summary: dict, path: Path) -> None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    save_figure(fig, path, dpi=130)
     plt.close(fig)
 
 

@@ -46,7 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _paper as P  # noqa: E402
-from _report import report_header  # noqa: E402
+from _report import report_header, save_figure, write_markdown  # noqa: E402
 
 
 def extract_mcifs(data: Path) -> Path:
@@ -257,7 +257,7 @@ def write(args, rows, preds, y_test, info, wall, argv):
         cv = f"{r['cv_mae']:.3f}" if "cv_mae" in r else ""
         lines.append(f"| {r['study']} | {r['method']} | {r['test_mae']:.3f} {unit} | "
                      f"{r['test_mae'] / mean[r['study']]:.2f} | {cv} | {hp} |")
-    (args.out / "paper_magnetism.md").write_text("\n".join(lines) + "\n")
+    write_markdown(args.out / "paper_magnetism.md", lines)
     print("\n".join(lines))
 
     import matplotlib
@@ -274,7 +274,7 @@ def write(args, rows, preds, y_test, info, wall, argv):
         ax.set_xlabel("MAGNDATA |m| (μB)")
     axes[0][0].set_ylabel("predicted |m| (μB)")
     fig.tight_layout()
-    fig.savefig(args.out / "paper_magnetism.png", dpi=130)
+    save_figure(fig, args.out / "paper_magnetism.png", dpi=130)
     plt.close(fig)
 
 

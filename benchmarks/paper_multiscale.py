@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _paper as P  # noqa: E402
-from _report import report_header  # noqa: E402
+from _report import report_header, save_figure, write_markdown  # noqa: E402
 
 
 def main(argv=None):
@@ -114,7 +114,7 @@ def main(argv=None):
                 b = min(rs, key=lambda r: r["cv_mae"])
                 lines.append(f"- {p}, best {kind} by CV: layers {b['layers']} (test {b['test_mae']:.4f})")
         lines.append("")
-    (args.out / "paper_multiscale.md").write_text("\n".join(lines) + "\n")
+    write_markdown(args.out / "paper_multiscale.md", lines)
     plot(rows, props, names, args.out / "paper_multiscale.png")
     print("\n".join(lines))
     return 0
@@ -138,7 +138,7 @@ def plot(rows, props, names, path):
         ax.set_title(P.PROPERTIES[p][0], fontsize=9)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    save_figure(fig, path, dpi=130)
     plt.close(fig)
 
 
