@@ -78,9 +78,9 @@ Reduced configuration of the committed results (the ``.md`` lists what finished 
 command continues where it stopped, and several processes may append to the CSV at once)::
 
     P="--max-epochs 30 --early-stopping 10 --batch-size 32 --n-val 250 --n-test 1000"
-    python benchmarks/paper_label_efficiency.py $P --sizes 250,1000 --seeds 0,1,2 --methods negnn,scratch
+    python benchmarks/paper_label_efficiency.py $P --sizes 250,500,1000 --seeds 0,1,2 --methods negnn,scratch
+    python benchmarks/paper_label_efficiency.py $P --sizes 250,500,1000 --seeds 0,1,2 --methods megnet,finetune
     python benchmarks/paper_label_efficiency.py $P --sizes 250,500,1000,2000 --seeds 0,1,2 --methods ssmr-krr
-    python benchmarks/paper_label_efficiency.py $P --sizes 250,1000 --seeds 0 --methods megnet,finetune
     python benchmarks/paper_label_efficiency.py $P --report-only
 """
 
