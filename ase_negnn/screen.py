@@ -107,7 +107,9 @@ def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float
     properties = list(calculator.property_models)
     t0 = time.perf_counter()
     n_new = n_skipped = n_errors = 0
-    db = connect(out, append=True)
+    # SQLite's own transactions keep the file consistent and their locks die with the process; ASE's extra
+    # `<out>.lock` file would outlive a killed run and make the resume wait forever.
+    db = connect(out, append=True, use_lock_file=False)
     done = _done_ids(db)
     stream = iter_structures(source)
     if limit is not None:

@@ -121,3 +121,15 @@ def test_train_killed_and_resumed_matches_an_uninterrupted_run(tmp_path, encoder
     pa = np.genfromtxt(tmp_path / "ref" / "test_predictions.csv", delimiter=",", skip_header=1, usecols=2)
     pb = np.genfromtxt(out / "test_predictions.csv", delimiter=",", skip_header=1, usecols=2)
     np.testing.assert_allclose(pb, pa, rtol=1e-5, atol=1e-6)
+
+
+def test_screen_resumes_past_a_stale_ase_lock_file(property_model_dirs, tmp_path):
+    """A run killed inside an ASE db write leaves ``s.db.lock``; the resume must not wait on it."""
+    db = tmp_path / "s.db"
+    (tmp_path / "s.db.lock").touch()
+    cmd = [*CLI, "screen", str(MP_SMALL), "--models", str(property_model_dirs["band_gap"]), "--out", str(db),
+           "--limit", "4", "--no-progress"]
+    res = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    with connect(db) as con:
+        assert con.count() == 4
