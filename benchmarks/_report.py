@@ -17,6 +17,14 @@ def report_header(title: str, wall_text: str, argv=None) -> list[str]:
     ]
 
 
+def atomic_open(path, mode: str = "w", **kwargs):
+    """``ase_negnn.io.atomic_open`` (imported on use, like the library in the scripts): a CSV or table is written to a
+    temporary file and renamed over ``path`` only once complete."""
+    from ase_negnn.io import atomic_open as _atomic_open
+
+    return _atomic_open(path, mode, **kwargs)
+
+
 def write_markdown(path, lines: list[str]) -> None:
     """The Markdown report, written atomically (a reader or a killed run never leaves half a table)."""
     from ase_negnn.io import atomic_open

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report_header  # noqa: E402
+from _report import atomic_open, report_header, save_figure, write_markdown  # noqa: E402
 
 #: Matbench v0.1 leaderboard test MAE (mean over 5 outer folds): task → {algorithm: MAE}.
 MATBENCH = {
@@ -100,8 +100,8 @@ def main(argv=None):
     fig.tight_layout()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "bundled_models.png")
-    with open(out / "bundled_models.csv", "w", newline="") as fh:
+    save_figure(fig, out / "bundled_models.png")
+    with atomic_open(out / "bundled_models.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         w.writeheader()
         w.writerows(rows)
@@ -111,7 +111,7 @@ def main(argv=None):
         "- split: mp36k (36,738 MP structures), 80/10/10 seeded (seed 0); the 10 % test set was never used in training "
         "or model selection (best epoch chosen on the 10 % validation set)",
         "- model: NEGNN, frozen bundled encoder (SSAR layers 0–5 concatenated) → 3 trainable CGConv × 64 → MLP; "
-        f"settings and wall time in each model's card.json",
+        "settings and wall time in each model's card.json",
         "- Matbench columns: published leaderboard MAEs on the larger Matbench sets (different data and splits; "
         "context only), with our MAE / theirs in parentheses",
         "",
@@ -121,7 +121,7 @@ def main(argv=None):
         "",
         "![parity](bundled_models.png)",
     ]
-    (out / "bundled_models.md").write_text("\n".join(md) + "\n")
+    write_markdown(out / "bundled_models.md", md)
     print("\n".join(md))
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import ase
 import ase.io
 import numpy as np
-from _report import report_header
+from _report import atomic_open, report_header, write_markdown
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 
@@ -178,7 +178,7 @@ def main(argv=None):
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "graph_neighbors.csv", "w", newline="") as fh:
+    with atomic_open(out / "graph_neighbors.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -227,7 +227,7 @@ def main(argv=None):
     if any(a["mismatches"] for a in agreement):
         lines += ["", "Mismatching structures (indices into the first N): "
                   + "; ".join(f"{a['pair']}: {a['mismatches']}" for a in agreement if a["mismatches"])]
-    (out / "graph_neighbors.md").write_text("\n".join(lines) + "\n")
+    write_markdown(out / "graph_neighbors.md", lines)
     print("\n".join(lines[lines.index("") + 1:]))
     print(f"wrote {out / 'graph_neighbors.csv'} and {out / 'graph_neighbors.md'}; total wall time {wall:.1f} s")
     return 0 if all(a["same_pair_count"] == a["structures"] for a in agreement) else 1

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report_header  # noqa: E402
+from _report import atomic_open, report_header, save_figure, write_markdown  # noqa: E402
 
 #: Published test-set MAEs (energy meV/atom, forces eV/Å) of Zuo et al., J. Phys. Chem. A 124, 731 (2020), for the
 #: element, as tabulated by the ACE authors next to their own results on the same split (ACEsuit/ACEpotentials.jl,
@@ -96,7 +96,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"mlearn_{args.element.lower()}_potential"
-    with open(out / f"{stem}.csv", "w", newline="") as fh:
+    with atomic_open(out / f"{stem}.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -120,7 +120,7 @@ def main(argv=None):
                      f"{r['energy_ratio_ours_over_ref']:.2f} | {r['force_ratio_ours_over_ref']:.2f} |")
     lines += ["", f"Force RMSE {m['force_rmse']:.3f} eV/Å, energy RMSE {1000 * m['energy_per_atom_rmse']:.2f} meV/atom; "
               f"R² forces {m['force_r2']:.3f}.", f"![parity]({stem}.png)"]
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    write_markdown(out / f"{stem}.md", lines)
     print("\n".join(lines))
 
 
@@ -151,7 +151,7 @@ def _plot(run_dir: Path, path: Path, card: dict) -> None:
         ax.set_title(f"MAE {np.abs(t - q).mean():.4g}", fontsize=9)
     fig.suptitle("mlearn Si test set", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report_header  # noqa: E402
+from _report import atomic_open, report_header, write_markdown  # noqa: E402
 
 
 def make_calculators(elements: list[str]):
@@ -180,11 +180,11 @@ def main(argv=None):
             rows.append({"n_atoms": n, "calculator": k, "calls": len(t), "median_ms": 1e3 * float(np.median(t)),
                          "p10_ms": 1e3 * float(np.percentile(t, 10)), "p90_ms": 1e3 * float(np.percentile(t, 90)),
                          "ratio_peer_over_ours": float(np.median(t)) / ours})
-    with open(out / f"perf_calculator{args.suffix}.csv", "w", newline="") as fh:
+    with atomic_open(out / f"perf_calculator{args.suffix}.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
-    with open(out / f"perf_relax{args.suffix}.csv", "w", newline="") as fh:
+    with atomic_open(out / f"perf_relax{args.suffix}.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(relax_rows[0]))
         w.writeheader()
         w.writerows(relax_rows)
@@ -235,7 +235,7 @@ def main(argv=None):
     md += ["", "## Goal", "", "| goal | measured (CHGNet ms / ours ms) | met |", "|---|---:|---|"]
     md += [f"| step ≤ CHGNet's at {x['n_atoms']} atoms | {x['ratio_peer_over_ours']:.2f} | "
            f"{'yes' if x['ratio_peer_over_ours'] >= 1 else 'no'} |" for x in goal]
-    (out / f"perf_calculator{args.suffix}.md").write_text("\n".join(md) + "\n")
+    write_markdown(out / f"perf_calculator{args.suffix}.md", md)
     print("\n".join(md))
 
 

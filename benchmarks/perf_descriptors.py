@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report_header  # noqa: E402
+from _report import atomic_open, report_header, write_markdown  # noqa: E402
 
 
 def _versions() -> str:
@@ -172,7 +172,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"perf_descriptors{args.suffix}"
-    with open(out / f"{stem}.csv", "w", newline="") as fh:
+    with atomic_open(out / f"{stem}.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         for r in rows:
@@ -210,7 +210,7 @@ def main(argv=None):
                   f"{r['block_rate_median']:.1f}–{r['block_rate_max']:.1f} | {r['ssmr_speedup']:.2f}× |")
     md += ["", "## Goals", "", "| goal | measured | met |", "|---|---:|---|"]
     md += [f"| {g} | {v:.2f}× | {'yes' if v >= t else 'no'} |" for g, v, t in goals]
-    (out / f"{stem}.md").write_text("\n".join(md) + "\n")
+    write_markdown(out / f"{stem}.md", md)
     print("\n".join(md))
 
 

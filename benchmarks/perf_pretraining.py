@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report_header  # noqa: E402
+from _report import atomic_open, report_header, write_markdown  # noqa: E402
 
 
 def main(argv=None):
@@ -135,7 +135,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"perf_pretraining{args.suffix}"
-    with open(out / f"{stem}.csv", "w", newline="") as fh:
+    with atomic_open(out / f"{stem}.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["measure", "seconds", "structures_per_s"])
         w.writeheader()
         w.writerows({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
@@ -147,7 +147,7 @@ def main(argv=None):
           f"- data: first {len(subset)} structures of the mp36k graph cache in `{args.cache_dir}` "
           f"({n_train} training, {n_val} validation); one training epoch = {len(batches)} batches of "
           f"{args.batch_size}, {n_atoms / n_seen:.1f} atoms and {n_edges / n_seen:.0f} edges per structure",
-          f"- objective: predictive (group/period + distance bins), default encoder architecture (5 layers, width 64)",
+          "- objective: predictive (group/period + distance bins), default encoder architecture (5 layers, width 64)",
           f"- machine: {platform.machine()}, {os.cpu_count()} CPUs; torch threads {torch.get_num_threads()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, DataLoader workers {args.num_workers}; "
           f"load average {', '.join(f'{v:.2f}' for v in load_before)} before and "
@@ -161,7 +161,7 @@ def main(argv=None):
           f"{'not the bottleneck' if share < 0.25 else 'a bottleneck'}. "
           f"The Lightning epoch's remaining {overhead:.2f} s (mean epoch − loading − compute) is the validation pass, "
           "logging and the per-epoch checkpoint and encoder export."]
-    (out / f"{stem}.md").write_text("\n".join(md) + "\n")
+    write_markdown(out / f"{stem}.md", md)
     print("\n".join(md))
 
 

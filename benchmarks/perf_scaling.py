@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report_header  # noqa: E402
+from _report import atomic_open, report_header, save_figure, write_markdown  # noqa: E402
 
 REPEATS = ((1, 1, 1), (2, 2, 2), (3, 3, 3), (4, 4, 4), (5, 5, 5), (6, 6, 6), (8, 8, 8), (10, 10, 10), (5, 10, 25))
 STAGES = ("graph", "embed", "energy_forces")
@@ -180,7 +180,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     stem = f"perf_scaling{args.suffix}"
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(out / f"{stem}.csv", "w", newline="") as fh:
+    with atomic_open(out / f"{stem}.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         w.writerows({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
@@ -225,7 +225,7 @@ def main(argv=None):
     ax2.set_title("peak memory")
     fig.suptitle("NEGNN scaling, NaCl supercells, 1 CPU thread")
     fig.tight_layout()
-    fig.savefig(out / f"{stem}.png", dpi=120)
+    save_figure(fig, out / f"{stem}.png", dpi=120)
 
     total = time.perf_counter() - t_start
     biggest = max(r["n_atoms"] for r in rows)
@@ -263,7 +263,7 @@ def main(argv=None):
            f"| {biggest:,}-atom energy + forces within {args.memory_limit_gib:g} GiB (peak RSS of the process) | "
            f"{ef_big['peak_rss_mib'] / 1024:.2f} GiB | {'yes' if ef_big['peak_rss_mib'] / 1024 <= args.memory_limit_gib else 'no'} |",
            "", f"Plot: `{stem}.png`."]
-    (out / f"{stem}.md").write_text("\n".join(md) + "\n")
+    write_markdown(out / f"{stem}.md", md)
     print("\n".join(md))
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report_header  # noqa: E402
+from _report import atomic_open, report_header, save_figure, write_markdown  # noqa: E402
 
 MATERIALS = ("Si", "NaCl", "MgO")
 
@@ -153,9 +153,9 @@ def main(argv=None):
         ax.axhline(0, color="grey", lw=0.5)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out / f"phonons_{material}.png")
+        save_figure(fig, out / f"phonons_{material}.png")
         plt.close(fig)
-    with open(out / "phonons_vs_dft.csv", "w", newline="") as fh:
+    with atomic_open(out / "phonons_vs_dft.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         w.writeheader()
         w.writerows(rows)
@@ -176,7 +176,7 @@ def main(argv=None):
           "|---|---|---|---|---|---|---|",
           *lines, "",
           *[f"![{m}](phonons_{m}.png)" for m in args.materials.split(",") if m]]
-    (out / "phonons_vs_dft.md").write_text("\n".join(md) + "\n")
+    write_markdown(out / "phonons_vs_dft.md", md)
     print("\n".join(md))
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report_header  # noqa: E402
+from _report import atomic_open, report_header, write_markdown  # noqa: E402
 
 
 def _rows(db: Path) -> int:
@@ -115,7 +115,7 @@ def main(argv=None):
               "eform_mae_vs_dft": round(e_mae, 4), "gap_mae_vs_dft": round(g_mae, 4)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "screen_mp36k.csv", "w", newline="") as fh:
+    with atomic_open(out / "screen_mp36k.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["quantity", "value"])
         w.writerows(result.items())
@@ -127,7 +127,7 @@ def main(argv=None):
           "| quantity | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in result.items()), "",
           "The MAEs against the mp36k DFT labels mix training and test structures of the bundled models (sanity check "
           "only; test-set MAEs are in `bundled_models.md`)."]
-    (out / "screen_mp36k.md").write_text("\n".join(md) + "\n")
+    write_markdown(out / "screen_mp36k.md", md)
     print("\n".join(md))
     if not (exactly_once and complete):
         sys.exit("FAILED: ids missing/duplicated or incomplete rows")

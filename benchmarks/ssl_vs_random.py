@@ -65,7 +65,7 @@ from pathlib import Path
 
 import numpy as np
 from _paper import encoder_digest, read_label_csv, read_mp36k
-from _report import report_header
+from _report import atomic_open, report_header, save_figure, write_markdown
 
 CONFIGS = [  # (layers, pooling)
     ("0-5", "sum"),
@@ -281,7 +281,7 @@ def plot(summary, mean_mae, path, title):
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="upper left", ncols=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    save_figure(fig, path, dpi=130)
     plt.close(fig)
 
 
@@ -384,7 +384,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fields = list(rows[0])
-    with open(out / "ssl_vs_random.csv", "w", newline="") as fh:
+    with atomic_open(out / "ssl_vs_random.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
@@ -439,7 +439,7 @@ def main(argv=None):
                      f"{'cached' if r['descriptor_cached'] else format(r['descriptor_seconds'], '.1f')} | "
                      f"{r['fit_seconds']:.0f} |")
     lines += ["", "![test MAE](ssl_vs_random.png)"]
-    (out / "ssl_vs_random.md").write_text("\n".join(lines) + "\n")
+    write_markdown(out / "ssl_vs_random.md", lines)
     title = (f"Formation energy, {len(ids)} structures ({len(test)} test); encoder {args.encoder}, epochs {epochs}")
     plot(summary, mean_mae, out / "ssl_vs_random.png", title)
     print("\n".join(lines[:lines.index("All fits:") - 1]))
