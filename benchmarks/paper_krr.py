@@ -23,7 +23,8 @@ laplacian}, alpha and gamma ∈ logspace(-10, 0, 11) chosen by cross-validated M
 grid), refitted and scored on the test split. ``--cv loo`` (default) selects by exact leave-one-out CV, ``--cv 10`` by
 the paper's 10-fold CV (≈ 10× slower; see ``benchmarks/_paper.py``). The best single layer and best cumulative layer
 combination of our encoder come from ``paper_multiscale.py`` (chosen there by CV MAE, never by test MAE) and are added
-to the table when its CSV exists.
+to the table when its CSV covers the same structures (run it first for the full table); the target check then also
+reports the best of all our SSMR rows by CV MAE.
 
 Target (issue 8): SSMR + KRR ≥ 50 % lower test MAE than the best of OFM / sine / SOAP + KRR on each property, i.e. a
 ratio ours / best baseline ≤ 0.5.
@@ -211,7 +212,8 @@ def write_outputs(rows, props, args, cv, wall, timing, n_union, argv, missing_no
                      "n_joined": ref["n_joined"], "n_labels": ref["n_labels"], "n_train": ref["n_train"],
                      "n_test": ref["n_test"], "unit": ref["unit"], "test_mae": float(r["test_mae"]),
                      "cv_mae": float(r["cv_mae"]), "kernel": r["kernel"], "alpha": float(r["alpha"]),
-                     "gamma": float(r["gamma"]), "n_features": int(r["n_features"])})
+                     "gamma": float(r["gamma"]), "n_features": int(r["n_features"]),
+                     "fit_seconds": float(r.get("fit_seconds") or "nan")})
     for p in props:
         prow = [r for r in rows if r["property"] == p]
         base = [r["test_mae"] for r in prow if r["descriptor"] in BASELINES]
@@ -269,6 +271,13 @@ def write_outputs(rows, props, args, cv, wall, timing, n_union, argv, missing_no
             a = min(authors, key=lambda r: r["cv_mae"])
             text += (f"; authors' best by CV ({a['descriptor']}) {a['test_mae']:.4f} → ours "
                      f"{'better' if pick['test_mae'] < a['test_mae'] else 'worse'} ({pick['test_mae'] / a['test_mae']:.2f}×)")
+        # The multi-scale rows (best single layer / combination, full set only) are further SSMR variants of the same
+        # encoder; choosing among all of them by the same CV MAE is still model selection without the test set.
+        any_scale = min((r for r in ours if "cv_mae" in r), key=lambda r: r["cv_mae"], default=pick)
+        if any_scale is not pick:
+            text += (f"; over every SSMR row of ours (layers and pooling chosen by CV): {any_scale['descriptor']} "
+                     f"test MAE {any_scale['test_mae']:.4f}, ratio {any_scale['ratio_to_best_baseline']:.2f} → target "
+                     f"{'met' if any_scale['ratio_to_best_baseline'] <= 0.5 else 'missed'}")
         lines.append(text)
     lines += ["", "All fits:", "", "| property | descriptor | features | test MAE | CV MAE | kernel | α | γ | fit s |",
               "|---|---|---:|---:|---:|---|---:|---:|---:|"]
