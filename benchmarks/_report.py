@@ -27,8 +27,6 @@ def atomic_open(path, mode: str = "w", **kwargs):
 
 def write_markdown(path, lines: list[str]) -> None:
     """The Markdown report, written atomically (a reader or a killed run never leaves half a table)."""
-    from ase_negnn.io import atomic_open
-
     with atomic_open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
 
@@ -36,8 +34,6 @@ def write_markdown(path, lines: list[str]) -> None:
 def save_figure(fig, path, **kwargs) -> None:
     """``fig.savefig`` to ``path`` atomically; the format comes from the suffix."""
     from pathlib import Path
-
-    from ase_negnn.io import atomic_open
 
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format=Path(path).suffix.lstrip(".") or "png", **kwargs)
