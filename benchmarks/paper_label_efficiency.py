@@ -82,6 +82,8 @@ command continues where it stopped, and several processes may append to the CSV 
     python benchmarks/paper_label_efficiency.py $P --sizes 250,500,1000 --seeds 0,1,2 --methods megnet,finetune
     python benchmarks/paper_label_efficiency.py $P --sizes 250,500,1000,2000 --seeds 0,1,2 --methods ssmr-krr
     python benchmarks/paper_label_efficiency.py $P --sizes 2000,all --seeds 0,1,2 --targets log_K,log_G
+    python benchmarks/paper_label_efficiency.py $P --sizes 2000 --seeds 0 --methods negnn,scratch \
+        --targets formation_energy,band_gap
     python benchmarks/paper_label_efficiency.py $P --report-only
 """
 
