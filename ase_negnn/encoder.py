@@ -15,7 +15,7 @@ from torch_geometric.nn import CGConv
 from torch_geometric.typing import Adj, OptTensor, PairTensor
 
 from .elements import element_features
-from .graph import CrystalGraphConverter, edge_vectors
+from .graph import SMOOTH_WIDTH, CrystalGraphConverter, edge_vectors, knn_weights
 
 __all__ = ["CGCNNEncoder", "GaussianExpansion", "WeightedCGConv", "check_saved_model", "save_atomic"]
 
@@ -127,6 +127,10 @@ class CGCNNEncoder(nn.Module, IOMixIn):
         Nearest neighbours per atom in the graph.
     gaussian_step : float
         Spacing of the Gaussian centres in Å (0.2 → 41 features for 8 Å).
+    smooth_width : float or None
+        Width δ (Å) of the continuous k-nearest graph (:mod:`ase_negnn.graph`): messages are multiplied by the smooth
+        neighbour weights, so embeddings are C¹ in positions and cell. ``None`` = the paper's hard graph (the authors'
+        checkpoints, encoders saved before v2: a saved encoder without this setting loads with ``None``).
 
     Notes
     -----
@@ -136,7 +140,7 @@ class CGCNNEncoder(nn.Module, IOMixIn):
     ``torch.load(weights_only=True)``.
     """
 
-    __version__ = 1
+    __version__ = 1  # v2 graphs are told apart by smooth_width (absent = hard), so v1 files stay compatible
 
     def __init__(
         self,
@@ -145,6 +149,7 @@ class CGCNNEncoder(nn.Module, IOMixIn):
         cutoff: float = 8.0,
         max_neighbors: int | None = 12,
         gaussian_step: float = 0.2,
+        smooth_width: float | None = SMOOTH_WIDTH,
     ):
         super().__init__()
         self.save_args(locals())
@@ -154,6 +159,8 @@ class CGCNNEncoder(nn.Module, IOMixIn):
             raise ValueError(f"width must be >= 1, got {width!r}")
         self.n_layers, self.width = int(n_layers), int(width)
         self.cutoff, self.max_neighbors = float(cutoff), max_neighbors
+        self.smooth_width = None if smooth_width is None else float(smooth_width)
+        self.graph_converter()  # validates the graph settings now, not at the first structure
         self.register_buffer("element_table", torch.from_numpy(element_features().copy()), persistent=False)
         self.expansion = GaussianExpansion(0.0, self.cutoff, gaussian_step)
         self.node_embedding = nn.Linear(self.element_table.shape[1], self.width)
@@ -167,9 +174,26 @@ class CGCNNEncoder(nn.Module, IOMixIn):
     def n_features_per_layer(self) -> int:
         return self.width
 
+    @property
+    def smooth(self) -> bool:
+        """True when this encoder runs on the continuous (weighted) k-nearest graph."""
+        return self.smooth_width is not None and self.max_neighbors is not None
+
     def graph_converter(self) -> CrystalGraphConverter:
-        """The structure → graph converter matching this encoder's cutoff and neighbour count."""
-        return CrystalGraphConverter(self.cutoff, self.max_neighbors)
+        """The structure → graph converter matching this encoder's cutoff, neighbour count and graph kind."""
+        return CrystalGraphConverter(self.cutoff, self.max_neighbors, self.smooth_width)
+
+    def graph_weights(self, data, distances: torch.Tensor) -> torch.Tensor | None:
+        """Per-edge message weights of this encoder's graph (smooth k-nearest weights), ``None`` for the hard graph."""
+        if not self.smooth:
+            return None
+        return knn_weights(distances, data.edge_index[1], int(data.num_nodes), int(self.max_neighbors),
+                           self.smooth_width, self.cutoff)
+
+    @classmethod
+    def load(cls, path, **kwargs):
+        """Load a saved encoder (directory or matgl's file dict); one saved before v2 gets the hard graph it used."""
+        return load_graph_aware(cls, path, **kwargs)
 
     def edge_distances(self, data) -> torch.Tensor:
         """Edge lengths (Å) of a graph/batch, recomputed from positions (differentiable)."""
@@ -192,9 +216,11 @@ class CGCNNEncoder(nn.Module, IOMixIn):
             Graph(s) from :class:`~ase_negnn.graph.CrystalGraphConverter`.
         node_mask, edge_mask : torch.Tensor of bool, optional
             Atoms whose element vector, and edges whose distance features, are replaced by zeros
-            (self-supervised masking).
+            (self-supervised masking); a masked edge of the smooth graph also gets weight 1, so nothing about its
+            length is left.
         edge_weight : torch.Tensor, optional
-            Per-edge factor multiplying every message (a smooth cutoff envelope for potentials).
+            Per-edge factor multiplying every message; default :meth:`graph_weights` (the smooth graph's weights, or
+            none for the hard graph). A caller passing its own (e.g. a potential's envelope) includes those.
         max_layer : int, optional
             Stop after this layer (layers beyond it are not computed and not returned).
         distances : torch.Tensor, optional
@@ -213,7 +239,13 @@ class CGCNNEncoder(nn.Module, IOMixIn):
         layers = [h]
         if n_conv == 0:
             return layers
-        e = self.expansion(self.edge_distances(data) if distances is None else distances)
+        distances = self.edge_distances(data) if distances is None else distances
+        if edge_weight is None:
+            edge_weight = self.graph_weights(data, distances)
+            if edge_weight is not None and edge_mask is not None:
+                # a masked edge hides its length: its smooth weight (a function of it) is replaced by 1
+                edge_weight = edge_weight.masked_fill(edge_mask, 1.0)
+        e = self.expansion(distances)
         if edge_mask is not None:
             e = e.masked_fill(edge_mask.unsqueeze(-1), 0.0)
         e = self.edge_embedding(e)
@@ -227,6 +259,45 @@ class CGCNNEncoder(nn.Module, IOMixIn):
     def save(self, path: str | Path = ".", metadata: dict | None = None, makedirs: bool = True):
         """Save atomically (matgl layout: ``model.pt``, ``state.pt``, ``model.json``) into directory ``path``."""
         save_atomic(self, path, metadata)
+
+
+def load_graph_aware(cls, path, **kwargs):
+    """matgl's ``IOMixIn.load``, except that an encoder saved before v2 (no ``smooth_width`` in its arguments, top
+    level or nested) is rebuilt with ``smooth_width=None``: the hard graph it was trained on, never silently the new
+    default."""
+    import json
+
+    from matgl.utils.io import _check_ver, _get_file_paths
+
+    fpaths = path if isinstance(path, dict) else _get_file_paths(Path(path), **kwargs)
+    with open(fpaths["model.json"]) as fh:
+        _check_ver(cls, json.load(fh))  # matgl's warning when the code is newer than the file
+    args = torch.load(fpaths["model.pt"], map_location="cpu", weights_only=True)
+    state = torch.load(fpaths["state.pt"], map_location="cpu", weights_only=True)
+    if not isinstance(args, dict) or not isinstance(state, dict):
+        raise ValueError(f"{fpaths['model.pt']} / {fpaths['state.pt']} are not a saved {cls.__name__}")
+    if cls is CGCNNEncoder:
+        args.setdefault("smooth_width", None)
+    for key, value in list(args.items()):
+        if isinstance(value, dict) and "@class" in value and "@module" in value:
+            import importlib
+
+            if not str(value["@module"]).startswith("ase_negnn."):
+                raise ValueError(f"{fpaths['model.pt']}: argument {key!r} would construct "
+                                 f"{value['@module']}.{value['@class']}; refusing to load")
+            sub = getattr(importlib.import_module(value["@module"]), value["@class"])
+            init = dict(value["init_args"])
+            if sub is CGCNNEncoder:
+                init.setdefault("smooth_width", None)
+            args[key] = sub(**init)
+    model = cls(**{k: v for k, v in args.items() if not k.startswith("@")})
+    result = model.load_state_dict(state, strict=False)
+    # As matgl: a missing parameter is an error, a missing buffer keeps its constructor value (older files).
+    missing = sorted(set(result.missing_keys) & {name for name, _ in model.named_parameters()})
+    if missing or result.unexpected_keys:
+        raise ValueError(f"{fpaths['state.pt']} does not match {cls.__name__}: missing {missing[:5]}, "
+                         f"unexpected {list(result.unexpected_keys)[:5]}")
+    return model
 
 
 def check_saved_model(path: str | Path, cls: type, allowed: frozenset[str] = frozenset()) -> None:

@@ -5,6 +5,19 @@ dependency anyway). ``benchmarks/graph_neighbors.py`` measures it against vesin 
 structures at 8 Å (``benchmarks/results/graph_neighbors.md``): pymatgen and vesin are on par, ``ase.neighborlist``
 is two orders of magnitude slower, and all three give the same pairs.
 
+Two graphs are offered (``GraphSettings.smooth_width``):
+
+* **smooth** (the default since encoder v2): every neighbour within the cutoff is a candidate; neighbour ``j`` of
+  atom ``i`` gets the weight ``w_ij = 1 − S((d_ij − s_i)/δ)`` with ``S`` the C² smoothstep and ``s_i`` a *soft* k-th
+  neighbour distance, the root of ``Σ_j S((s − d_ij)/δ + ½) = k − ½`` (a smooth count of the neighbours closer than
+  ``s``). ``s_i`` is a C¹ function of all the distances (implicit function theorem: the count is strictly increasing
+  at its non-integer root), so the weights, and every message multiplied by them, are C¹ in positions and cell. Only
+  edges with ``w > 0`` (``d < s + δ``) are stored. On an ideal crystal it keeps the same shells as the hard graph
+  (all weight 1), e.g. 16 neighbours in diamond Si, 12 in fcc, 14 in bcc.
+* **hard** (``smooth_width=None``): the paper's CGCNN graph, the 12 nearest neighbours plus those tied with the 12th
+  within ``TIE_TOLERANCE``. Discontinuous (a 1e-4 Å rattle breaks the ties); kept for the authors' checkpoints, the
+  paper reproduction and encoders saved before v2.
+
 A graph holds what a model needs to recompute distances differentiably (positions, cell, integer image
 shifts), so forces and stress can later come from autograd; distances themselves are recomputed in the model.
 Edges are directed ``neighbour → centre`` (``edge_index[0]`` = source/neighbour, ``edge_index[1]`` = centre),
@@ -22,12 +35,17 @@ from torch_geometric.data import Data
 
 from .elements import check_numbers
 
-__all__ = ["MIN_DISTANCE", "GraphSettings", "CrystalGraphConverter", "edge_vectors", "to_atoms"]
+__all__ = ["MIN_DISTANCE", "SMOOTH_WIDTH", "GraphSettings", "CrystalGraphConverter", "edge_vectors", "knn_weights",
+           "soft_kth_distance", "to_atoms"]
 
 #: Two atoms closer than this (Å) are rejected as overlapping.
 MIN_DISTANCE = 0.1
 #: Neighbours within this distance (Å) of the k-th nearest are kept too, so ties never depend on atom order.
 TIE_TOLERANCE = 1e-4
+#: Default width δ (Å) of the smooth k-nearest-neighbour step (encoder v2).
+SMOOTH_WIDTH = 0.25
+#: Smooth envelope of the last ``CUTOFF_TAPER`` Å before the cutoff (sparse structures whose k-th neighbour is far).
+CUTOFF_TAPER = 1.0
 
 
 @dataclass(frozen=True)
@@ -41,16 +59,28 @@ class GraphSettings:
     max_neighbors : int or None
         Keep at most this many nearest neighbours per atom (plus any tied with the last one, within
         ``TIE_TOLERANCE``); ``None`` keeps every neighbour within the cutoff.
+    smooth_width : float or None
+        Width δ (Å) of the smooth k-nearest-neighbour step (the continuous graph, see the module notes); ``None`` =
+        the paper's hard graph. Ignored (no k-nearest selection) when ``max_neighbors`` is ``None``.
     """
 
     cutoff: float = 8.0
     max_neighbors: int | None = 12
+    smooth_width: float | None = SMOOTH_WIDTH
 
     def __post_init__(self):
         if not np.isfinite(self.cutoff) or self.cutoff <= 0:
             raise ValueError(f"cutoff must be a positive number of Å, got {self.cutoff!r}")
         if self.max_neighbors is not None and int(self.max_neighbors) < 1:
             raise ValueError(f"max_neighbors must be >= 1 or None, got {self.max_neighbors!r}")
+        if self.smooth_width is not None and not (np.isfinite(self.smooth_width) and 0 < self.smooth_width < self.cutoff):
+            raise ValueError(f"smooth_width must be a positive width in Å below the cutoff, or None for the hard "
+                             f"graph, got {self.smooth_width!r}")
+
+    @property
+    def smooth(self) -> bool:
+        """True for the continuous (weighted) k-nearest graph."""
+        return self.smooth_width is not None and self.max_neighbors is not None
 
     def todict(self) -> dict:
         """Plain-dict form, used to tag graph caches and saved models."""
@@ -95,7 +125,8 @@ def _search_cell(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(search), pbc
 
 
-def _near_enough(centers: np.ndarray, dists: np.ndarray, n_atoms: int, k: int) -> np.ndarray:
+def _near_enough(centers: np.ndarray, dists: np.ndarray, n_atoms: int, k: int,
+                 margin: float = TIE_TOLERANCE) -> np.ndarray:
     """Pairs that can survive the k-nearest selection: a superset of it, found with one cheap sort.
 
     The exact selection keeps, per centre, every pair within ``TIE_TOLERANCE`` of its k-th smallest distance. Here the
@@ -103,7 +134,8 @@ def _near_enough(centers: np.ndarray, dists: np.ndarray, n_atoms: int, k: int) -
     six-key ``lexsort``); float rounding of that key can misplace distances only within ~1e-9 Å of each other, so
     keeping every pair within ``TIE_TOLERANCE + 1e-6`` Å of it keeps everything the exact selection keeps. The exact
     selection then runs on these few pairs (about k per atom instead of every pair within the cutoff) and gives the
-    same edges in the same order as on the full list.
+    same edges in the same order as on the full list. The smooth graph passes ``margin = 1.5 δ``: its soft k-th
+    distance is at most the k-th distance + δ/2 and its weights vanish δ beyond it.
     """
     keep = np.ones(len(centers), dtype=bool)
     counts = np.bincount(centers, minlength=n_atoms)
@@ -115,7 +147,101 @@ def _near_enough(centers: np.ndarray, dists: np.ndarray, n_atoms: int, k: int) -
     kth = np.full(n_atoms, np.inf)
     has_k = counts > k
     kth[has_k] = dists[order[starts[has_k] + k - 1]]
-    return dists <= kth[centers] + (TIE_TOLERANCE + 1e-6)
+    return dists <= kth[centers] + (margin + 1e-6)
+
+
+def smoothstep(x: torch.Tensor) -> torch.Tensor:
+    """C² smoothstep ``6t⁵ − 15t⁴ + 10t³`` of ``t = clamp(x, 0, 1)``: 0 below 0, 1 above 1."""
+    t = x.clamp(0.0, 1.0)
+    return t * t * t * (t * (6.0 * t - 15.0) + 10.0)
+
+
+def _smoothstep_slope(x: torch.Tensor) -> torch.Tensor:
+    t = x.clamp(0.0, 1.0)
+    return 30.0 * t * t * (t - 1.0) ** 2
+
+
+def soft_kth_distance(distances: torch.Tensor, centers: torch.Tensor, n_nodes: int, k: int, width: float,
+                      iterations: int = 60) -> torch.Tensor:
+    """Soft k-th neighbour distance ``s_i`` of every atom: the root of ``Σ_j S((s − d_ij)/δ + ½) = k − ½``.
+
+    The smooth count is strictly increasing at its (non-integer) root, so the root is unique and, by the implicit
+    function theorem, C¹ in the distances. It is found by bisection (float64, no gradient), then refined by one
+    Newton step carrying the gradient ``∂s/∂d_ij = S'_ij / Σ_j S'_ij`` (exact at the root). Atoms with fewer than
+    ``k`` candidate neighbours get ``+inf`` (every candidate kept with weight 1, up to the cutoff envelope).
+
+    Parameters
+    ----------
+    distances : torch.Tensor, shape (E,)
+        Edge lengths (Å), differentiable.
+    centers : torch.Tensor of int64, shape (E,)
+        Centre atom of each edge.
+    n_nodes : int
+        Number of atoms (the length of the result).
+    k : int
+        Neighbour count (12 for CGCNN).
+    width : float
+        δ in Å, the width of the counting step.
+    """
+    target = float(k) - 0.5
+    n = torch.zeros(n_nodes, dtype=torch.float64, device=distances.device)
+    n.index_add_(0, centers, torch.ones_like(distances, dtype=torch.float64))
+    s = torch.full((n_nodes,), float("inf"), dtype=distances.dtype, device=distances.device)
+    enough = n > target
+    if not bool(enough.any()):
+        return s
+    d64 = distances.detach().to(torch.float64)
+
+    def count(shell, d, dtype):
+        c = torch.zeros(n_nodes, dtype=dtype, device=d.device)
+        return c.index_add_(0, centers, smoothstep((shell[centers] - d) / width + 0.5))
+
+    big = float(d64.max()) + width if d64.numel() else width
+    lo = torch.zeros(n_nodes, dtype=torch.float64, device=distances.device)
+    hi = torch.full((n_nodes,), big, dtype=torch.float64, device=distances.device)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        below = count(mid, d64, torch.float64) < target
+        lo = torch.where(below, mid, lo)
+        hi = torch.where(below, hi, mid)
+    s0 = (0.5 * (lo + hi)).to(distances.dtype)
+    # One Newton step with the gradient: value unchanged (to rounding), first derivative exact.
+    c = count(s0, distances, distances.dtype)
+    slope = torch.zeros(n_nodes, dtype=distances.dtype, device=distances.device)
+    slope.index_add_(0, centers, _smoothstep_slope((s0[centers] - distances.detach()) / width + 0.5) / width)
+    refined = s0 - (c - target) / slope.clamp_min(1e-12)
+    return torch.where(enough, refined, s)
+
+
+def _soft_kth_numpy(d: np.ndarray, centers: np.ndarray, n_nodes: int, k: int, width: float,
+                    iterations: int = 50) -> np.ndarray:
+    """:func:`soft_kth_distance`'s bisection in NumPy (graph building: no gradient, far less overhead per call)."""
+    target = float(k) - 0.5
+    lo = np.zeros(n_nodes)
+    hi = np.full(n_nodes, float(d.max()) + width if len(d) else width)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        t = np.clip((mid[centers] - d) / width + 0.5, 0.0, 1.0)
+        below = np.bincount(centers, weights=t * t * t * (t * (6.0 * t - 15.0) + 10.0), minlength=n_nodes) < target
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    s = 0.5 * (lo + hi)
+    s[np.bincount(centers, minlength=n_nodes) <= target] = np.inf
+    return s
+
+
+def knn_weights(distances: torch.Tensor, centers: torch.Tensor, n_nodes: int, k: int, width: float,
+                cutoff: float) -> torch.Tensor:
+    """Per-edge weights of the smooth k-nearest graph: ``(1 − S((d − s_i)/δ)) · envelope(d)``, in [0, 1].
+
+    ``s_i`` is :func:`soft_kth_distance`; the envelope ``1 − S((d − r_c + 1 Å)/1 Å)`` takes every weight to zero at the
+    cutoff, so neighbours entering the search sphere (only relevant for sparse structures) enter with weight 0.
+    """
+    s = soft_kth_distance(distances, centers, n_nodes, k, width)
+    sc = s[centers]
+    step = torch.where(torch.isfinite(sc), 1.0 - smoothstep((distances - sc) / width), torch.ones_like(distances))
+    taper = min(CUTOFF_TAPER, cutoff)
+    return step * (1.0 - smoothstep((distances - (cutoff - taper)) / taper))
 
 
 class CrystalGraphConverter:
@@ -126,7 +252,9 @@ class CrystalGraphConverter:
     cutoff : float, default 8.0
         Neighbour radius in Å.
     max_neighbors : int or None, default 12
-        Nearest neighbours kept per atom (ties with the last kept one are kept too); ``None`` = all.
+        Nearest neighbours per atom (ties with the last kept one are kept too); ``None`` = all.
+    smooth_width : float or None, default ``SMOOTH_WIDTH``
+        Width δ (Å) of the continuous k-nearest graph; ``None`` = the paper's hard graph (see the module notes).
 
     Notes
     -----
@@ -136,8 +264,9 @@ class CrystalGraphConverter:
     images as neighbours, including images of the atom itself.
     """
 
-    def __init__(self, cutoff: float = 8.0, max_neighbors: int | None = 12):
-        self.settings = GraphSettings(float(cutoff), None if max_neighbors is None else int(max_neighbors))
+    def __init__(self, cutoff: float = 8.0, max_neighbors: int | None = 12, smooth_width: float | None = SMOOTH_WIDTH):
+        self.settings = GraphSettings(float(cutoff), None if max_neighbors is None else int(max_neighbors),
+                                      None if smooth_width is None else float(smooth_width))
 
     @property
     def cutoff(self) -> float:
@@ -147,8 +276,13 @@ class CrystalGraphConverter:
     def max_neighbors(self) -> int | None:
         return self.settings.max_neighbors
 
+    @property
+    def smooth_width(self) -> float | None:
+        return self.settings.smooth_width
+
     def __repr__(self) -> str:
-        return f"CrystalGraphConverter(cutoff={self.cutoff}, max_neighbors={self.max_neighbors})"
+        return (f"CrystalGraphConverter(cutoff={self.cutoff}, max_neighbors={self.max_neighbors}, "
+                f"smooth_width={self.smooth_width})")
 
     def neighbors(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Neighbour list of one validated structure.
@@ -181,7 +315,16 @@ class CrystalGraphConverter:
         keep = ~self_pair
         centers, nbrs, shifts, dists = centers[keep], nbrs[keep], shifts[keep], dists[keep]
         k = self.max_neighbors
-        if k is not None:
+        if self.settings.smooth and len(centers):
+            width = self.smooth_width
+            keep = _near_enough(centers, dists, len(atoms), k, margin=1.5 * width)
+            centers, nbrs, shifts, dists = centers[keep], nbrs[keep], shifts[keep], dists[keep]
+            shell = _soft_kth_numpy(dists, centers, len(atoms), k, width)[centers]
+            # the edges of knn_weights > 0: inside the soft shell + δ and inside the cutoff
+            keep = (dists < shell + width) & (dists < self.cutoff)
+            centers, nbrs, shifts, dists = centers[keep], nbrs[keep], shifts[keep], dists[keep]
+            k = None  # nothing more to select
+        elif k is not None:
             keep = _near_enough(centers, dists, len(atoms), k)
             centers, nbrs, shifts, dists = centers[keep], nbrs[keep], shifts[keep], dists[keep]
         # Sort by centre then distance; neighbour index and shift break exact ties deterministically.

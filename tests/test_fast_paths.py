@@ -53,7 +53,7 @@ def test_knn_prefilter_keeps_exactly_the_selection(k):
         full_c, full_n, full_s, full_d = CrystalGraphConverter(6.0, None).neighbors(atoms)
         kth = np.array([np.sort(full_d[full_c == i])[min(k, (full_c == i).sum()) - 1] for i in range(len(atoms))])
         keep = full_d <= kth[full_c] + TIE_TOLERANCE
-        c, n, s, d = CrystalGraphConverter(6.0, k).neighbors(atoms)
+        c, n, s, d = CrystalGraphConverter(6.0, k, smooth_width=None).neighbors(atoms)
         np.testing.assert_array_equal(c, full_c[keep])
         np.testing.assert_array_equal(n, full_n[keep])
         np.testing.assert_array_equal(s, full_s[keep])

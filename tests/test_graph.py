@@ -91,7 +91,7 @@ def test_non_periodic_axes_get_no_shift(al_slab, h2o):
 def test_max_neighbors_keeps_nearest_plus_ties(structure):
     k = 12
     full = CrystalGraphConverter(CUTOFF, max_neighbors=None).neighbors(structure)
-    kept = CrystalGraphConverter(CUTOFF, max_neighbors=k).neighbors(structure)
+    kept = CrystalGraphConverter(CUTOFF, max_neighbors=k, smooth_width=None).neighbors(structure)
     full_edges = dict(zip(zip(full[0].tolist(), full[1].tolist(), map(tuple, full[2].astype(int).tolist())), full[3]))
     kept_edges = edge_set(*kept[:3])
     assert kept_edges <= set(full_edges)
@@ -108,7 +108,7 @@ def test_max_neighbors_keeps_nearest_plus_ties(structure):
 
 def test_max_neighbors_ties_are_kept(cu):
     """fcc: 12 nearest at a/√2, then 6 at a — k=13 must keep all 6 tied second neighbours (18 edges)."""
-    centers, _, _, dists = CrystalGraphConverter(CUTOFF, max_neighbors=13).neighbors(cu)
+    centers, _, _, dists = CrystalGraphConverter(CUTOFF, max_neighbors=13, smooth_width=None).neighbors(cu)
     assert len(centers) == 18
     np.testing.assert_allclose(np.sort(dists)[12:], 3.61, rtol=1e-10)
 
