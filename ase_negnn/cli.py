@@ -42,9 +42,15 @@ def cli():
 @click.option("--strategy", default="auto", show_default=True, help="Lightning strategy (auto, ddp, …).")
 @click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader workers.")
 @click.option("--max-structures", type=click.IntRange(min=2), default=None, help="Use only the first N structures (trials).")
+@click.option("--graph", "graph", type=click.Choice(["smooth", "hard"]), default="smooth", show_default=True,
+              help="smooth: continuous k-nearest graph (C¹ descriptors); hard: the paper's 12 nearest neighbours.")
+@click.option("--smooth-width", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Width in Å of the smooth graph's neighbour step [default: 0.25].")
+@click.option("--init-encoder", default=None, help="Start from this encoder's weights (bundled name or directory).")
 @click.option("--no-progress", is_flag=True, help="Disable progress bars.")
 def pretrain(data, out, objective, atom_target, epochs, batch_size, layers, width, lr, mask_rate, val_fraction, seed,
-             resume, cache_dir, accelerator, devices, num_nodes, strategy, num_workers, max_structures, no_progress):
+             resume, cache_dir, accelerator, devices, num_nodes, strategy, num_workers, max_structures, graph,
+             smooth_width, init_encoder, no_progress):
     """Pretrain an encoder without labels (Kong et al. SSL) and export it to OUT/encoder.
 
     \b
@@ -54,6 +60,7 @@ def pretrain(data, out, objective, atom_target, epochs, batch_size, layers, widt
     Several GPUs / nodes (Lightning DDP):
       ase-negnn pretrain --data mp.extxyz --out runs/ddp --accelerator gpu --devices 4 --strategy ddp
     """
+    from .graph import SMOOTH_WIDTH
     from .pretraining import pretrain as run
 
     devices = int(devices) if str(devices).isdigit() else devices
@@ -62,7 +69,8 @@ def pretrain(data, out, objective, atom_target, epochs, batch_size, layers, widt
                    lr=lr, mask_rate=mask_rate, atom_target=atom_target, val_fraction=val_fraction, seed=seed,
                    resume=resume, cache_dir=cache_dir, accelerator=accelerator, devices=devices,
                    num_nodes=num_nodes, strategy=strategy, num_workers=num_workers, progress=not no_progress,
-                   max_structures=max_structures)
+                   max_structures=max_structures, init_encoder=init_encoder,
+                   smooth_width=None if graph == "hard" else (smooth_width or SMOOTH_WIDTH))
     except (FileNotFoundError, FileExistsError, ValueError) as ex:
         raise click.ClickException(str(ex)) from ex
     click.echo(f"encoder written to {path}")
@@ -138,13 +146,16 @@ def _devices(value):
 @click.option("--encoder", default="default", show_default=True, help="Bundled encoder name or encoder directory.")
 @click.option("--layers", default=None, help="Encoder layers fed to the GNN ('all', '0-5', '0,2', 3) "
               "[default: all; 0 for potentials].")
-@click.option("--fine-tune", is_flag=True, help="Train the encoder's weights too (default: frozen).")
+@click.option("--freeze-encoder", is_flag=True,
+              help="Keep the pretrained encoder fixed (the paper's NEGNN); default: fine-tune it with the GNN.")
+@click.option("--fine-tune", is_flag=True, hidden=True, help="Deprecated: fine-tuning is the default now.")
 @click.option("--n-conv", type=click.IntRange(min=0), default=3, show_default=True, help="Trainable CGConv layers.")
 @click.option("--width", type=click.IntRange(min=1), default=64, show_default=True, help="Width of the trainable layers.")
 @click.option("--pooling", type=click.Choice(["mean", "sum"]), default="mean", show_default=True,
               help="Graph task: mean (intensive) or sum (extensive) over atoms.")
 @click.option("--cutoff", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Potential graph cutoff in Å [default: 5].")
+@click.option("--nonnegative", is_flag=True, help="Predictions are never negative (softplus output; e.g. band gaps).")
 @click.option("--units", default="", help="Units of the target, recorded in the model card (e.g. eV/atom).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Structures per batch.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
@@ -164,10 +175,12 @@ def _devices(value):
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Graph cache directory.")
 @click.option("--accelerator", default="cpu", show_default=True, help="Lightning accelerator (cpu, gpu, auto).")
 @click.option("--devices", default="auto", show_default=True, help="Lightning devices.")
+@click.option("--strategy", default="auto", show_default=True, help="Lightning strategy (auto, ddp, …).")
+@click.option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True, help="Nodes for multi-node DDP.")
 @click.option("--no-progress", is_flag=True, help="Disable progress bars.")
 def train_cmd(data, target, task, labels_csv, id_column, out, split, seed, max_epochs, early_stopping, from_scratch,
-              encoder, layers, fine_tune, n_conv, width, pooling, cutoff, units, batch_size, lr, energy_weight,
-              force_weight, stress_weight, max_train, allow_missing_sites, test_data, resume, cache_dir, accelerator, devices, no_progress):
+              encoder, layers, freeze_encoder, fine_tune, n_conv, width, pooling, cutoff, nonnegative, units, batch_size, lr, energy_weight,
+              force_weight, stress_weight, max_train, allow_missing_sites, test_data, resume, cache_dir, accelerator, devices, strategy, num_nodes, no_progress):
     """Train a NEGNN on labelled structures; writes the best model and its test MAE/RMSE/R².
 
     \b
@@ -180,16 +193,24 @@ def train_cmd(data, target, task, labels_csv, id_column, out, split, seed, max_e
     """
     from .training import train as run
 
+    if fine_tune:
+        click.echo("warning: --fine-tune is the default now and will be removed; use --freeze-encoder for the "
+                   "paper's frozen NEGNN", err=True)
+    if fine_tune and freeze_encoder:
+        raise click.UsageError("--fine-tune and --freeze-encoder contradict each other")
     try:
         card = run(data, target, task=task, out=out, split=split, seed=seed, max_epochs=max_epochs,
                    early_stopping=early_stopping, from_scratch=from_scratch, encoder=encoder, layers=layers,
-                   freeze_encoder=not fine_tune, n_conv=n_conv, width=width, pooling=pooling, cutoff=cutoff,
+                   freeze_encoder=freeze_encoder, n_conv=n_conv, width=width, pooling=pooling, cutoff=cutoff,
                    units=units, batch_size=batch_size, lr=lr, labels_csv=labels_csv, id_column=id_column,
                    energy_weight=energy_weight, force_weight=force_weight, stress_weight=stress_weight,
                    max_train=max_train, allow_missing_sites=allow_missing_sites, test_data=test_data, resume=resume, cache_dir=cache_dir, accelerator=accelerator,
-                   devices=_devices(devices), progress=not no_progress)
+                   devices=_devices(devices), strategy=strategy, num_nodes=num_nodes, progress=not no_progress,
+                   nonnegative=nonnegative)
     except (FileNotFoundError, FileExistsError, ValueError) as ex:
         raise click.ClickException(str(ex)) from ex
+    if not card:  # a DDP worker process: rank 0 reports
+        return
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in card["test_metrics"].items() if not k.endswith("n"))
     click.echo(f"model written to {out / 'model'}; test: {metrics}")
 

@@ -28,7 +28,7 @@ from torch_geometric.data import Batch
 from torch_geometric.utils import scatter
 
 from .elements import MAX_Z
-from .encoder import CGCNNEncoder, GaussianExpansion, WeightedCGConv, check_saved_model, save_atomic
+from .encoder import CGCNNEncoder, GaussianExpansion, WeightedCGConv, check_saved_model, load_graph_aware, save_atomic
 from .graph import CrystalGraphConverter
 
 __all__ = ["NEGNN", "TASKS", "available_models", "cosine_envelope", "load_model", "model_card"]
@@ -82,6 +82,9 @@ class NEGNN(MatGLModel):
         Potential task only: radius (Å) of the smooth graph; default 5 Å.
     n_gaussians : int
         Gaussian distance features of the trainable layers.
+    nonnegative : bool
+        Graph and site tasks: the prediction ``u`` (in target units) is returned as ``softplus(u; β=5)``, which is
+        never negative (band gaps, moduli): a metal's gap goes to 0 instead of to small negative values.
     """
 
     __version__ = 1
@@ -101,6 +104,7 @@ class NEGNN(MatGLModel):
         pooling: str = "mean",
         cutoff: float | None = None,
         n_gaussians: int = 40,
+        nonnegative: bool = False,
     ):
         super().__init__()
         from .descriptor import parse_layers
@@ -128,7 +132,10 @@ class NEGNN(MatGLModel):
         self.encoder = enc
         self.task, self.target, self.units = task, str(target), str(units)
         self.layers, self.pooling, self.cutoff = layers, pooling, float(cutoff)
-        self.freeze_encoder = bool(freeze_encoder)
+        self.freeze_encoder, self.from_scratch = bool(freeze_encoder), bool(from_scratch)
+        self.nonnegative = bool(nonnegative)
+        if self.nonnegative and task == "potential":
+            raise ValueError("nonnegative applies to graph and site tasks, not to potentials")
         self.smooth = task == "potential"
         if self.freeze_encoder:
             self.encoder.requires_grad_(False)
@@ -147,11 +154,17 @@ class NEGNN(MatGLModel):
 
     # -- set-up ------------------------------------------------------------------------------------------------
     def train(self, mode: bool = True):
-        """Like ``nn.Module.train``, but a frozen encoder always stays in evaluation mode (BatchNorm statistics)."""
+        """Like ``nn.Module.train``, but a pretrained encoder, frozen or fine-tuned, keeps its BatchNorm in evaluation
+        mode (the pretraining statistics; fine-tuning changes its weights only). A from-scratch encoder trains fully."""
         super().train(mode)
-        if self.freeze_encoder:
+        if self.freeze_encoder or not self.from_scratch:
             self.encoder.eval()
         return self
+
+    @classmethod
+    def load(cls, path, **kwargs):
+        """Load a saved model (directory or matgl's file dict); an encoder saved before v2 keeps its hard graph."""
+        return load_graph_aware(cls, path, **kwargs)
 
     def graph_converter(self) -> CrystalGraphConverter:
         """Structure → graph converter this model expects (smooth all-neighbour graph for potentials)."""
@@ -255,17 +268,21 @@ class NEGNN(MatGLModel):
         if self.smooth:
             return self._potential(data, batch, n_graphs, compute_forces, compute_stress)
         distances, _ = self._strained_geometry(data, False)
+        weight = self.encoder.graph_weights(data, distances)  # smooth graph: continuous messages; hard: None
         x = getattr(data, "node_inputs", None)
         if x is None:
-            x = self.node_inputs(data, distances=distances)
-        h = self._atom_features(data, x, distances, None)
+            x = self.node_inputs(data, edge_weight=weight, distances=distances)
+        h = self._atom_features(data, x, distances, weight)
         if self.task == "site":
-            return {"y": self.head(h).squeeze(-1) * self.target_std + self.target_mean}
+            return {"y": self._output(self.head(h).squeeze(-1) * self.target_std + self.target_mean)}
         if self.pooling == "mean":
             pooled = scatter(h, batch, dim=0, dim_size=n_graphs, reduce="mean")
-            return {"y": self.head(pooled).squeeze(-1) * self.target_std + self.target_mean}
+            return {"y": self._output(self.head(pooled).squeeze(-1) * self.target_std + self.target_mean)}
         atom = self.head(h).squeeze(-1) * self.target_std + self.target_mean
-        return {"y": scatter(atom, batch, dim=0, dim_size=n_graphs, reduce="sum")}
+        return {"y": self._output(scatter(atom, batch, dim=0, dim_size=n_graphs, reduce="sum"))}
+
+    def _output(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.softplus(y, beta=5.0) if self.nonnegative else y
 
     def _potential(self, data, batch, n_graphs, compute_forces, compute_stress) -> dict:
         pos = data.pos

@@ -18,6 +18,7 @@ from torch_geometric.loader import DataLoader
 
 from .data import EpochShuffle, load_graph_dataset, split_indices
 from .encoder import CGCNNEncoder
+from .graph import SMOOTH_WIDTH
 from .io import atomic_open, run_checkpoint, write_json_atomic
 from .ssl import SSLPretrainer
 
@@ -117,6 +118,8 @@ def pretrain(
     num_workers: int = 0,
     progress: bool = True,
     max_structures: int | None = None,
+    smooth_width: float | None = SMOOTH_WIDTH,
+    init_encoder: str | Path | None = None,
 ) -> Path:
     """Pretrain an encoder without labels and export it.
 
@@ -145,6 +148,12 @@ def pretrain(
         DataLoader worker processes.
     max_structures : int, optional
         Use only the first N structures (quick trials).
+    smooth_width : float or None
+        Graph of the new encoder: width δ (Å) of the continuous k-nearest graph, or ``None`` for the paper's hard
+        graph (see :mod:`ase_negnn.graph`).
+    init_encoder : str or path, optional
+        Start from this encoder's weights (a bundled name or a saved directory; same ``layers`` and ``width``)
+        instead of a random initialisation, e.g. to move an encoder to another graph. Recorded in the card.
 
     Returns
     -------
@@ -158,7 +167,15 @@ def pretrain(
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(seed, workers=True, verbose=False)
-    encoder = CGCNNEncoder(n_layers=layers, width=width)
+    encoder = CGCNNEncoder(n_layers=layers, width=width, smooth_width=smooth_width)
+    if init_encoder is not None:
+        from .pretrained import load_encoder
+
+        start = load_encoder(init_encoder)
+        if (start.n_layers, start.width) != (encoder.n_layers, encoder.width):
+            raise ValueError(f"init_encoder {init_encoder} has {start.n_layers} layers of width {start.width}; "
+                             f"this run asks for {encoder.n_layers} of width {encoder.width}")
+        encoder.load_state_dict(start.state_dict())
     t0 = time.perf_counter()
     dataset = load_graph_dataset(data, encoder.graph_converter(), cache_dir or out / "cache", progress=progress)
     if max_structures is not None:
@@ -177,6 +194,7 @@ def pretrain(
         "val_fraction": val_fraction,
         "seed": seed,
         "encoder": dict(encoder._init_args),
+        "init_encoder": None if init_encoder is None else str(init_encoder),
         "batch_size": batch_size,
         "lr": lr,
         "mask_rate": mask_rate,

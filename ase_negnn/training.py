@@ -154,8 +154,8 @@ class NEGNNModule(L.LightningModule):
                     return pred.sum() * 0.0
                 pred, y = pred[known], y[known]
             loss = torch.mean(((pred - y) / m.target_std) ** 2)
-            self.log(f"{stage}_loss", loss, batch_size=n, prog_bar=stage == "train")
-            self.log(f"{stage}_mae", torch.mean(torch.abs(pred - y)), batch_size=n, prog_bar=True)
+            self.log(f"{stage}_loss", loss, batch_size=n, prog_bar=stage == "train", sync_dist=True)
+            self.log(f"{stage}_mae", torch.mean(torch.abs(pred - y)), batch_size=n, prog_bar=True, sync_dist=True)
             return loss
         with torch.enable_grad():
             out = m(batch, compute_forces=True, compute_stress=self.stress_weight > 0 and bool(batch.has_stress.any()))
@@ -167,10 +167,13 @@ class NEGNNModule(L.LightningModule):
             mask = batch.has_stress
             s_err = (out["stress"] - batch.stress)[mask]
             loss = loss + self.stress_weight * torch.mean(s_err**2)
-        self.log(f"{stage}_loss", loss, batch_size=n, prog_bar=stage == "train")
-        self.log(f"{stage}_mae", torch.mean(torch.abs(e_err)), batch_size=n, prog_bar=True)
-        self.log(f"{stage}_force_mae", torch.mean(torch.abs(f_err)), batch_size=n, prog_bar=True)
+        self.log(f"{stage}_loss", loss, batch_size=n, prog_bar=stage == "train", sync_dist=True)
+        self.log(f"{stage}_mae", torch.mean(torch.abs(e_err)), batch_size=n, prog_bar=True, sync_dist=True)
+        self.log(f"{stage}_force_mae", torch.mean(torch.abs(f_err)), batch_size=n, prog_bar=True, sync_dist=True)
         return loss
+
+    def on_fit_start(self):
+        self.model.train()  # explicit: NEGNN.train decides which parts run in training mode
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -266,7 +269,7 @@ def train(
     from_scratch: bool = False,
     encoder="default",
     layers=None,
-    freeze_encoder: bool = True,
+    freeze_encoder: bool = False,
     n_conv: int = 3,
     width: int = 64,
     pooling: str = "mean",
@@ -286,9 +289,12 @@ def train(
     cache_dir: str | Path | None = None,
     accelerator: str = "cpu",
     devices="auto",
+    strategy: str = "auto",
+    num_nodes: int = 1,
     num_workers: int = 0,
     progress: bool = True,
     plot: bool = True,
+    nonnegative: bool = False,
 ) -> dict:
     """Train a NEGNN and write the run to ``out``.
 
@@ -308,8 +314,9 @@ def train(
         Epoch limit and early-stopping patience on the validation MAE (0 disables early stopping).
     from_scratch : bool
         Random, trainable encoder (the baseline); otherwise ``encoder`` (bundled name or directory) is used,
-        frozen unless ``freeze_encoder=False``.
-    layers, n_conv, width, pooling, cutoff, units
+        fine-tuned with the GNN unless ``freeze_encoder=True`` (the paper's NEGNN: frozen SSAR, faster, and measured
+        worse than fine-tuning in ``benchmarks/results/paper_label_efficiency.md``).
+    layers, n_conv, width, pooling, cutoff, units, nonnegative
         Model settings, see :class:`~ase_negnn.models.NEGNN`.
     max_train : int, optional
         Use only the first ``max_train`` structures of the (seeded) training split: learning curves with the
@@ -319,6 +326,9 @@ def train(
         (see :func:`~ase_negnn.labels.extract_labels`).
     resume : bool
         Continue from ``out/checkpoints/last.ckpt``.
+    accelerator, devices, strategy, num_nodes
+        Passed to ``lightning.Trainer``: several GPUs or nodes (or CPU processes) use Lightning DDP unchanged
+        (``devices=2, strategy="ddp"``); rank 0 alone evaluates and writes, the other ranks return ``{}``.
 
     Returns
     -------
@@ -345,7 +355,7 @@ def train(
     L.seed_everything(seed, workers=True, verbose=False)
     model = NEGNN(encoder=encoder, task=task, target=target, units=units, layers=layers,
                   freeze_encoder=freeze_encoder, from_scratch=from_scratch, n_conv=n_conv, width=width,
-                  pooling=pooling, cutoff=cutoff)
+                  pooling=pooling, cutoff=cutoff, nonnegative=nonnegative)
     converter = model.graph_converter()
     if isinstance(data, (str, Path)) and with_test:
         graphs = load_graph_dataset(data, converter, cache_dir, progress=progress, images=images)
@@ -382,13 +392,16 @@ def train(
     callbacks = [best, MetricsCSV(out / "metrics.csv")]
     if early_stopping:
         callbacks.append(L.pytorch.callbacks.EarlyStopping(monitor="val_mae", mode="min", patience=early_stopping))
-    trainer = L.Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=devices, logger=False,
+    trainer = L.Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
+                        num_nodes=num_nodes, logger=False,
                         callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False,
                         default_root_dir=out, inference_mode=task != "potential", num_sanity_val_steps=0)
     t1 = time.perf_counter()
     trainer.fit(module, _loader(dataset, train_idx, batch_size, True, num_workers, seed),
                 _loader(dataset, val_idx, batch_size, False, num_workers), ckpt_path=str(last) if resume else None)
     t_train = time.perf_counter() - t1
+    if not trainer.is_global_zero:  # DDP: rank 0 alone evaluates and writes the model, card and predictions
+        return {}
     if best.best_model_path:
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
@@ -413,6 +426,7 @@ def train(
         "from_scratch": from_scratch,
         "encoder": str(encoder) if not from_scratch else "random init",
         "model": {k: v for k, v in model._init_args.items() if k != "encoder"},
+        "graph": model.graph_converter().settings.todict(),
         "batch_size": batch_size,
         "lr": lr,
         "max_epochs": max_epochs,
@@ -424,7 +438,7 @@ def train(
         "test_metrics": test_metrics,
         "prepare_seconds": round(t_prep, 1),
         "train_seconds_this_session": round(t_train, 1),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "hardware": f"{platform.machine()}, torch threads {torch.get_num_threads()}, accelerator {accelerator}",
         "versions": {"torch": torch.__version__, "lightning": L.__version__},
     }
