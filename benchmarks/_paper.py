@@ -297,11 +297,44 @@ def krr_evaluate(X, y, train, test, cv="loo", kernels=KERNELS, cached_only: bool
 # --------------------------------------------------------------------------------------------------- baselines
 
 
-def baseline_features(name: str, structures: dict, ids: list[str], species: list[str], n_atoms_max: int,
-                      log=print, cached_only: bool = False) -> tuple[np.ndarray, float, int]:
-    """OFM (matminer), sine matrix eigenspectrum and averaged SOAP (dscribe), cached per id."""
+def chgnet_features(structures: dict, ids: list[str], log=print, cached_only: bool = False):
+    """CHGNet's pretrained crystal features: the last atom-conv layer's 64 features averaged over atoms
+    (``predict_structure(..., return_crystal_feas=True)`` of the bundled CHGNet 0.3.0; energy-only task, no forces).
+
+    CHGNet was trained on Materials Project relaxation energies (MPtrj): on MP formation energies its features have
+    seen the labels' own DFT energies, so that comparison leaks.
+    """
     import warnings
 
+    import chgnet
+    from chgnet.model import CHGNet
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    model = None
+
+    def compute(part):
+        nonlocal model
+        if model is None:
+            model = CHGNet.load(verbose=False)
+            model.eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structs = [AseAtomsAdaptor.get_structure(structures[i]) for i in part]
+            preds = model.predict_structure(structs, task="e", return_crystal_feas=True, batch_size=32)
+        preds = preds if isinstance(preds, list) else [preds]
+        return [np.asarray(q["crystal_fea"], dtype=float) for q in preds]
+
+    return cached_rows(f"chgnet-{chgnet.__version__}-crystal-mean", ids, compute, chunk=250, log=log,
+                       cached_only=cached_only)
+
+
+def baseline_features(name: str, structures: dict, ids: list[str], species: list[str], n_atoms_max: int,
+                      log=print, cached_only: bool = False) -> tuple[np.ndarray, float, int]:
+    """OFM (matminer), sine matrix eigenspectrum and averaged SOAP (dscribe), CHGNet crystal features; cached per id."""
+    import warnings
+
+    if name == "chgnet":
+        return chgnet_features(structures, ids, log=log, cached_only=cached_only)
     if name == "ofm":
         from matminer.featurizers.structure import OrbitalFieldMatrix
         from pymatgen.io.ase import AseAtomsAdaptor
