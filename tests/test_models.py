@@ -132,6 +132,22 @@ def test_from_scratch_is_the_same_network_with_a_random_trainable_encoder(small_
     assert scratch._init_args["freeze_encoder"] is False
 
 
+def test_nonnegative_head_never_predicts_below_zero_and_trains(small_encoder, mp_structures):
+    """A gap model's output passes through softplus: even a target mean far below 0 gives predictions ≥ 0."""
+    model = NEGNN(small_encoder, n_conv=1, width=8, hidden=8, nonnegative=True)
+    model.set_normalization(-3.0, 1.0)
+    batch = Batch.from_data_list([model.graph_converter()(a) for a in mp_structures[:8]])
+    y = model(batch)["y"]
+    assert (y >= 0).all() and (y < 0.05).all()
+    y.sum().backward()  # differentiable: the head still learns
+    assert model.head[-1].weight.grad.abs().sum() > 0
+    plain = NEGNN(small_encoder, n_conv=1, width=8, hidden=8)
+    plain.set_normalization(-3.0, 1.0)
+    assert (plain(batch)["y"] < 0).all()
+    with pytest.raises(ValueError, match="nonnegative"):
+        NEGNN(small_encoder, task="potential", nonnegative=True)
+
+
 def test_site_and_graph_heads_shapes(small_encoder, mp_structures):
     site = NEGNN(small_encoder, task="site", target="magmoms", n_conv=1, width=8, hidden=8)
     rows = site.predict(mp_structures[:3])

@@ -209,6 +209,9 @@ def test_cli_train_and_predict(tmp_path, encoder_dir):
                               "--encoder", str(encoder_dir), "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "test: mae" in res.output
+    trained = load_model(out / "model")
+    assert not trained.freeze_encoder  # fine-tuning is the default
+    assert json.loads((out / "card.json").read_text())["graph"]["smooth_width"] == trained.encoder.smooth_width
     for suffix in ("csv", "db"):
         res = runner.invoke(cli, ["predict", str(out / "model"), str(MP_SMALL), "--out", str(tmp_path / f"p.{suffix}"),
                                   "--no-progress"])
@@ -261,3 +264,24 @@ def test_public_functions_are_not_shadowed_by_their_modules():
     from ase_negnn import pretrain, train
 
     assert train.__module__ == "ase_negnn.training" and pretrain.__module__ == "ase_negnn.pretraining"
+
+
+def test_cli_freeze_encoder_keeps_the_pretrained_weights(tmp_path, encoder_dir):
+    """--freeze-encoder: the paper's NEGNN, whose saved encoder equals the pretrained one bit for bit."""
+    import torch
+
+    from ase_negnn.pretrained import load_encoder
+
+    out = tmp_path / "frozen"
+    res = CliRunner().invoke(cli, ["train", "--data", str(MP_SMALL), "--target", "band_gap", "--out", str(out),
+                                   "--max-epochs", "1", "--n-conv", "1", "--encoder", str(encoder_dir),
+                                   "--freeze-encoder", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    model = load_model(out / "model")
+    assert model.freeze_encoder
+    pretrained = load_encoder(encoder_dir).state_dict()
+    for key, value in model.encoder.state_dict().items():
+        assert torch.equal(value, pretrained[key]), key
+    res = CliRunner().invoke(cli, ["train", "--data", str(MP_SMALL), "--target", "band_gap", "--out",
+                                   str(tmp_path / "x"), "--freeze-encoder", "--fine-tune"])
+    assert res.exit_code != 0 and "contradict" in res.output
