@@ -27,7 +27,7 @@ _SSL_HEAD = re.compile(r"^projection_head\.")
 _UNUSED_CONV_BN = re.compile(r"^convs\.(\d+)\.bn\.(weight|bias|running_mean|running_var|num_batches_tracked)$")
 
 
-def load_authors_checkpoint(path: str | Path) -> tuple[CGCNNEncoder, dict]:
+def load_authors_checkpoint(path: str | Path, smooth_width: float | None = None) -> tuple[CGCNNEncoder, dict]:
     """Build a :class:`CGCNNEncoder` carrying the authors' pretrained weights.
 
     Parameters
@@ -35,6 +35,9 @@ def load_authors_checkpoint(path: str | Path) -> tuple[CGCNNEncoder, dict]:
     path : path
         A ``.pth`` file holding ``{"model_state_dict": …}`` (keys optionally prefixed ``gnn.``) or a bare
         state dict. Loaded with ``torch.load(weights_only=True)``.
+    smooth_width : float or None
+        Graph the encoder runs on. Default ``None``: the paper's hard 12-nearest graph, the one the authors trained on;
+        a width (Å) runs their weights on the continuous graph instead (a cross-check, not their setting).
 
     Returns
     -------
@@ -86,7 +89,7 @@ def load_authors_checkpoint(path: str | Path) -> tuple[CGCNNEncoder, dict]:
         n_gauss = ours["edge_embedding.weight"].shape[1]
     except (KeyError, ValueError) as ex:
         raise ValueError(f"{path}: not a CGCNN encoder state dict ({ex})") from ex
-    encoder = CGCNNEncoder(n_layers=n_layers, width=width)
+    encoder = CGCNNEncoder(n_layers=n_layers, width=width, smooth_width=smooth_width)
     if encoder.expansion.n_features != n_gauss:
         raise ValueError(f"{path}: edge embedding expects {n_gauss} Gaussian features, ours has "
                          f"{encoder.expansion.n_features}")

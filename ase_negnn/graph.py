@@ -214,7 +214,7 @@ def soft_kth_distance(distances: torch.Tensor, centers: torch.Tensor, n_nodes: i
 
 
 def _soft_kth_numpy(d: np.ndarray, centers: np.ndarray, n_nodes: int, k: int, width: float,
-                    iterations: int = 50) -> np.ndarray:
+                    iterations: int = 40) -> np.ndarray:
     """:func:`soft_kth_distance`'s bisection in NumPy (graph building: no gradient, far less overhead per call)."""
     target = float(k) - 0.5
     lo = np.zeros(n_nodes)
