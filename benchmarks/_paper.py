@@ -297,12 +297,16 @@ def krr_evaluate(X, y, train, test, cv="loo", kernels=KERNELS, cached_only: bool
 # --------------------------------------------------------------------------------------------------- baselines
 
 
-def chgnet_features(structures: dict, ids: list[str], log=print, cached_only: bool = False):
-    """CHGNet's pretrained crystal features: the last atom-conv layer's 64 features averaged over atoms
-    (``predict_structure(..., return_crystal_feas=True)`` of the bundled CHGNet 0.3.0; energy-only task, no forces).
+def chgnet_features(structures: dict, ids: list[str], kind: str = "crystal", log=print, cached_only: bool = False):
+    """CHGNet 0.3.0's pretrained features averaged over atoms, cached per id (energy-only task, no forces).
 
-    CHGNet was trained on Materials Project relaxation energies (MPtrj): on MP formation energies its features have
-    seen the labels' own DFT energies, so that comparison leaks.
+    ``kind="crystal"``: ``crystal_fea`` of ``predict_structure(..., return_crystal_feas=True)``, the mean over atoms of
+    the last atom-conv layer after CHGNet's readout LayerNorm (what its energy MLP reads); ``kind="atom"``: the mean
+    over atoms of ``atom_fea`` (``return_atom_feas=True``), the penultimate layer that CHGNet's magnetic-moment head
+    reads. Both 64 features.
+
+    CHGNet was trained on Materials Project relaxation energies, forces, stresses and moments (MPtrj): on MP formation
+    energies its features have seen the labels' own DFT energies, so that comparison leaks.
     """
     import warnings
 
@@ -310,6 +314,8 @@ def chgnet_features(structures: dict, ids: list[str], log=print, cached_only: bo
     from chgnet.model import CHGNet
     from pymatgen.io.ase import AseAtomsAdaptor
 
+    if kind not in ("crystal", "atom"):
+        raise ValueError(f"kind must be 'crystal' or 'atom', got {kind!r}")
     model = None
 
     def compute(part):
@@ -320,12 +326,15 @@ def chgnet_features(structures: dict, ids: list[str], log=print, cached_only: bo
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             structs = [AseAtomsAdaptor.get_structure(structures[i]) for i in part]
-            preds = model.predict_structure(structs, task="e", return_crystal_feas=True, batch_size=32)
+            preds = model.predict_structure(structs, task="e", return_crystal_feas=kind == "crystal",
+                                            return_atom_feas=kind == "atom", batch_size=32)
         preds = preds if isinstance(preds, list) else [preds]
-        return [np.asarray(q["crystal_fea"], dtype=float) for q in preds]
+        if kind == "crystal":
+            return [np.asarray(q["crystal_fea"], dtype=float) for q in preds]
+        return [np.asarray(q["atom_fea"], dtype=float).mean(axis=0) for q in preds]
 
-    return cached_rows(f"chgnet-{chgnet.__version__}-crystal-mean", ids, compute, chunk=250, log=log,
-                       cached_only=cached_only)
+    key = f"chgnet-{chgnet.__version__}-crystal-mean" if kind == "crystal" else f"chgnet-{chgnet.__version__}-atom-mean"
+    return cached_rows(key, ids, compute, chunk=250, log=log, cached_only=cached_only)
 
 
 def baseline_features(name: str, structures: dict, ids: list[str], species: list[str], n_atoms_max: int,
@@ -333,8 +342,9 @@ def baseline_features(name: str, structures: dict, ids: list[str], species: list
     """OFM (matminer), sine matrix eigenspectrum and averaged SOAP (dscribe), CHGNet crystal features; cached per id."""
     import warnings
 
-    if name == "chgnet":
-        return chgnet_features(structures, ids, log=log, cached_only=cached_only)
+    if name in ("chgnet", "chgnet-atom"):
+        return chgnet_features(structures, ids, "crystal" if name == "chgnet" else "atom", log=log,
+                               cached_only=cached_only)
     if name == "ofm":
         from matminer.featurizers.structure import OrbitalFieldMatrix
         from pymatgen.io.ase import AseAtomsAdaptor
