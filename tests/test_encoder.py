@@ -29,9 +29,24 @@ def test_forward_returns_every_layer(batch, n_layers, width):
     for h in layers:
         assert h.shape == (batch.num_nodes, width) and h.dtype == torch.float32
         assert torch.isfinite(h).all()
-    assert enc.n_features_per_layer == width
     # layer 0 is the element embedding alone: identical atoms (both Si of the diamond cell) agree exactly
     assert torch.equal(layers[0][0], layers[0][1])
+
+
+def test_layer_index_sets_the_range():
+    """Layer 0 sees the element only; layer l sees neighbours: changing a neighbour's element changes an atom's
+    layers ≥ 1 but never its layer 0."""
+    from ase.build import bulk
+
+    enc = random_encoder(0, n_layers=2, width=8).eval()
+    si = bulk("Si", "diamond", a=5.43, cubic=True)
+    swapped = si.copy()
+    swapped.numbers[1] = 6  # one neighbour of atom 0 becomes C
+    conv = enc.graph_converter()
+    with torch.no_grad():
+        a, b = enc(conv(si)), enc(conv(swapped))
+    assert torch.equal(a[0][0], b[0][0])
+    assert not torch.allclose(a[1][0], b[1][0]) and not torch.allclose(a[2][0], b[2][0])
 
 
 def test_batched_equals_single(batch, random_encoder, si, triclinic):
@@ -152,7 +167,10 @@ def test_load_encoder_unknown_name_and_missing_dir(tmp_path):
 
 def test_load_encoder_instance_and_bundled(small_encoder):
     assert load_encoder(small_encoder) is small_encoder and not small_encoder.training
-    assert isinstance(available_encoders(), list)
-    for name in available_encoders():  # whatever the package ships must load
+    names = available_encoders()
+    assert {"default", "v1-hard"} <= set(names), names
+    for name in names:  # whatever the package ships must load
         enc = load_encoder(name)
         assert isinstance(enc, CGCNNEncoder) and not enc.training
+    # v2: the default runs on the continuous graph; the pre-v2 encoder keeps the paper's hard graph
+    assert load_encoder("default").smooth and load_encoder("v1-hard").smooth_width is None

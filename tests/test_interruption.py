@@ -43,22 +43,34 @@ def _rows(db):
 
 
 def test_screen_killed_and_resumed_yields_each_id_once(property_model_dirs, tmp_path):
+    from ase.io import read, write
+
+    # 400 structures (the 40 fixtures ten times, ids made unique): the run cannot finish before the kill
+    images = []
+    for k in range(10):
+        for atoms in read(MP_SMALL, ":"):
+            atoms.info["mp_id"] = f"{atoms.info['mp_id']}-copy{k}"
+            images.append(atoms)
+    src = tmp_path / "many.extxyz"
+    write(src, images)
     db = tmp_path / "s.db"
-    cmd = [*CLI, "screen", str(MP_SMALL), "--models", str(property_model_dirs["band_gap"]), "--out", str(db),
+    cmd = [*CLI, "screen", str(src), "--models", str(property_model_dirs["band_gap"]), "--out", str(db),
            "--chunk-size", "4", "--no-progress"]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     reached = _wait_for(lambda: _rows(db) >= 8, proc)
-    if proc.poll() is None:
+    killed = proc.poll() is None
+    if killed:
         proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert reached
+    assert reached and killed, "the screen finished before it could be killed: nothing was resumed"
     done_before = _rows(db)
+    assert 8 <= done_before < len(images)
     res = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     with connect(db) as con:
         ids = [r.structure_id for r in con.select()]
-    assert len(ids) == len(set(ids)) == 40
-    assert f"{done_before} already done" in res.stdout or done_before == 40
+    assert len(ids) == len(set(ids)) == len(images)
+    assert f"{done_before} already done" in res.stdout
 
 
 def test_pretrain_killed_mid_run_resumes_without_losing_epochs(tmp_path):

@@ -189,6 +189,11 @@ def test_load_model_errors(tmp_path, encoder_dir):
 
 
 def test_bundled_models_are_listed_and_load():
-    for name in available_models():
+    names = available_models()
+    assert {"mp-eform", "mp-gap"} <= set(names), names
+    for name in names:
         model = load_model(name)
         assert model.task == "graph" and model.units
+        assert model.encoder.smooth  # v2: continuous graph
+        assert 60 < len(model.element_types) < 95  # the training elements are recorded (all True = not recorded)
+    assert load_model("mp-gap").nonnegative and not load_model("mp-eform").nonnegative

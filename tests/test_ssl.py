@@ -82,14 +82,23 @@ def test_mask_covers_every_atom_position():
 
 
 # -- NT-Xent -----------------------------------------------------------------------------------------------------
-def test_nt_xent_identical_views_beat_random():
+def test_nt_xent_matches_a_direct_implementation():
+    """Against the SimCLR definition written out pair by pair (cosine similarity, temperature, 2n−1 negatives)."""
     torch.manual_seed(0)
-    z = torch.randn(16, 8)
-    same, acc_same = nt_xent(z, z.clone(), 0.2)
-    other, acc_other = nt_xent(z, torch.randn(16, 8), 0.2)
-    assert same < other
-    assert acc_same == 1.0 and 0.0 <= acc_other <= 1.0
-    assert torch.isfinite(same) and torch.isfinite(other)
+    z1, z2, t = torch.randn(5, 8), torch.randn(5, 8), 0.3
+    loss, acc = nt_xent(z1, z2, t)
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=-1)
+    n = len(z1)
+    terms, hits = [], 0
+    for i in range(2 * n):
+        j = (i + n) % (2 * n)
+        sims = {k: float(z[i] @ z[k]) / t for k in range(2 * n) if k != i}
+        terms.append(-sims[j] + np.log(sum(np.exp(v) for v in sims.values())))
+        hits += max(sims, key=sims.get) == j
+    assert float(loss) == pytest.approx(float(np.mean(terms)), rel=1e-5)
+    assert float(acc) == pytest.approx(hits / (2 * n))
+    same, acc_same = nt_xent(z1, z1.clone(), t)
+    assert acc_same == 1.0 and same < loss  # identical views: every positive found, lower loss
 
 
 # -- steps -------------------------------------------------------------------------------------------------------
@@ -209,9 +218,17 @@ def test_bad_settings(kwargs, message):
 
 
 def test_optimizer_schedule():
+    """The learning rate follows a cosine from lr to 0 over max_epochs, one step per epoch."""
     module = fresh_module(max_epochs=5, lr=0.01)
     conf = module.configure_optimizers()
-    assert conf["optimizer"].param_groups[0]["lr"] == 0.01
-    assert conf["lr_scheduler"]["scheduler"].T_max == 5
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    assert conf["lr_scheduler"]["interval"] == "epoch"
+    seen = []
+    for _ in range(5):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(seen, [0.01 * (1 + np.cos(np.pi * e / 5)) / 2 for e in range(5)], rtol=1e-9)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
     assert isinstance(fresh_module().configure_optimizers(), torch.optim.Adam)
     assert module.hparams["encoder_args"]["n_layers"] == 2
