@@ -1,7 +1,8 @@
 """ase-negnn: self-supervised atomic representations (SSAR/SSMR) and node-embedding GNNs for ASE.
 
 Public names are imported lazily, so ``import ase_negnn`` (and ASE's plugin discovery of
-``ase_negnn.plugins``) does not pull in torch.
+``ase_negnn.plugins``) does not pull in torch. Importing it registers the ASE calculator name ``negnn``
+(``ase.calculators.calculator.get_calculator_class("negnn")``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ PAPER_CITATION = (
 )
 
 _LAZY = {
+    "NEGNNCalculator": "calculator",
     "SSAR": "descriptor",
     "SSMR": "descriptor",
     "parse_layers": "descriptor",
@@ -49,3 +51,12 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(__all__)
+
+
+def _register() -> None:
+    from .calculator import register_calculator  # ASE and NumPy only
+
+    register_calculator()
+
+
+_register()

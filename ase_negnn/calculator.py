@@ -21,9 +21,13 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.outputs import Properties, all_outputs
 from ase.stress import full_3x3_to_voigt_6_stress
 
-__all__ = ["NEGNNCalculator"]
+__all__ = ["CALCULATOR_NAME", "NEGNNCalculator", "register_calculator"]
+
+#: The calculator's name for ASE (``get_calculator_class``, the ``calculator`` column of an ASE db, the plugin).
+CALCULATOR_NAME = "negnn"
 
 _POTENTIAL_PROPERTIES = ("energy", "free_energy", "forces", "stress")
+_POTENTIAL_OUTPUTS = (*_POTENTIAL_PROPERTIES, "energies")  # energies: per-atom energies (eV), summing to energy
 _MAGMOM_TARGETS = ("magmoms", "magmom", "initial_magmoms")
 
 
@@ -52,12 +56,16 @@ class NEGNNCalculator(Calculator):
 
     Notes
     -----
-    Results are cached by ASE: asking for another property of unchanged atoms reuses them; any change of
-    positions, cell, numbers or pbc recomputes. One calculation is done at a time (a lock makes the calculator
-    safe to share between threads).
+    As ASE's own calculators, the state follows ``parameters``: ``calc.set(models=[...])`` (or ``potential=``,
+    ``device=``, ``encoder=``, ``descriptor_layers=``) reloads what changed and clears the results. Results are cached
+    by ASE: asking for another property of unchanged atoms reuses them; any change of positions, cell, numbers or pbc
+    recomputes. One calculation is done at a time (a lock makes the calculator safe to share between threads). The
+    calculator pickles and deep-copies (``copy.deepcopy(atoms)`` with it attached): the copy carries its own models.
+    ``import ase_negnn`` registers the name ``negnn`` for ``ase.calculators.calculator.get_calculator_class``.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "magmoms", "magmom", "descriptors"]
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "magmoms", "magmom",
+                              "descriptors"]
     default_parameters = {
         "potential": None,
         "models": (),
@@ -67,40 +75,96 @@ class NEGNNCalculator(Calculator):
         "batch_size": 32,
     }
     nolabel = True
+    _MODEL_PARAMETERS = ("potential", "models", "device")
+    _DESCRIPTOR_PARAMETERS = ("descriptor_layers", "encoder", "device")
 
     def __init__(self, potential=None, models=(), device: str = "cpu", descriptor_layers="all",
                  encoder="default", batch_size: int = 32, **kwargs):
+        self._lock = threading.RLock()
+        self._instances: dict[str, object] = {}  # NEGNN objects passed in, by the name kept in parameters
+        self.potential, self.property_models, self._descriptor, self._ready = None, {}, None, False
+        Calculator.__init__(self, potential=potential, models=models, device=device,
+                            descriptor_layers=descriptor_layers, encoder=encoder, batch_size=batch_size, **kwargs)
+        self._load_models()
+        self._ready = True
+
+    def _get_name(self) -> str:
+        return CALCULATOR_NAME  # the name ASE's db and get_calculator_class use
+
+    def set(self, **kwargs) -> dict:
+        """ASE's ``set``: store the parameters, then reload the models or the descriptor if their settings changed."""
+        with self._lock:
+            kwargs = self._normalise(kwargs)
+            changed = Calculator.set(self, **kwargs)
+            if self.__dict__.get("_ready"):  # during __init__ the models are loaded once, after all parameters
+                if any(k in changed for k in self._MODEL_PARAMETERS):
+                    self._load_models()
+                if any(k in changed for k in self._DESCRIPTOR_PARAMETERS):
+                    self._descriptor = None
+            return changed
+
+    def _normalise(self, kwargs: dict) -> dict:
+        """Plain, JSON-friendly parameters (names or paths); NEGNN instances are kept aside under their name."""
+        out = dict(kwargs)
+        if "potential" in out and out["potential"] is not None:
+            out["potential"] = self._name_of(out["potential"])
+        if "models" in out:
+            models = out["models"]
+            if isinstance(models, (str, bytes)) or not hasattr(models, "__iter__"):
+                models = [models]
+            out["models"] = [self._name_of(m) for m in models]
+        for key, cast in (("device", str), ("encoder", str), ("batch_size", int)):
+            if key in out:
+                out[key] = cast(out[key])
+        return out
+
+    def _name_of(self, model) -> str:
+        if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+            return str(model)
+        name = _describe(model)
+        self._instances[name] = model
+        return name
+
+    def _load(self, spec):
         from .models import load_model
 
-        if isinstance(models, (str, bytes)) or not hasattr(models, "__iter__"):
-            models = [models]
-        models = list(models)
-        Calculator.__init__(self, potential=None if potential is None else _describe(potential),
-                            models=[_describe(m) for m in models], device=str(device),
-                            descriptor_layers=descriptor_layers, encoder=str(encoder), batch_size=int(batch_size),
-                            **kwargs)
-        self._lock = threading.RLock()
-        self.potential = None
-        if potential is not None:
-            self.potential = load_model(potential, device=device)
-            if self.potential.task != "potential":
-                raise ValueError(f"potential {_describe(potential)!r} is a {self.potential.task} model, not a potential")
-        self.property_models: dict[str, object] = {}
-        for spec in models:
-            model = load_model(spec, device=device)
+        return load_model(self._instances.get(spec, spec), device=self.parameters.device)
+
+    def _load_models(self) -> None:
+        """(Re)build the potential and property models from ``parameters``; clears the results."""
+        p = self.parameters
+        potential = None
+        if p.potential is not None:
+            potential = self._load(p.potential)
+            if potential.task != "potential":
+                raise ValueError(f"potential {p.potential!r} is a {potential.task} model, not a potential")
+        property_models: dict[str, object] = {}
+        for spec in p.models:
+            model = self._load(spec)
             if model.task == "potential":
-                raise ValueError(f"model {_describe(spec)!r} is a potential: pass it as potential=…")
+                raise ValueError(f"model {spec!r} is a potential: pass it as potential=…")
             key = "magmoms" if model.task == "site" and model.target in _MAGMOM_TARGETS else model.target
-            if key in self.property_models or key in _POTENTIAL_PROPERTIES:
+            if key in property_models or key in _POTENTIAL_PROPERTIES:
                 raise ValueError(f"two models provide the property {key!r}")
-            self.property_models[key] = model
-        props = ["descriptors", *self.property_models]
-        if self.potential is not None:
-            props[:0] = list(_POTENTIAL_PROPERTIES)
-        if "magmoms" in self.property_models:
+            property_models[key] = model
+        self.potential, self.property_models = potential, property_models
+        props = ["descriptors", *property_models]
+        if potential is not None:
+            props[:0] = list(_POTENTIAL_OUTPUTS)
+        if "magmoms" in property_models:
             props.append("magmom")
         self.implemented_properties = props
-        self._descriptor = None
+        self.reset()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_lock", None)  # a lock cannot be copied; the copy gets its own
+        state["_descriptor"] = None  # rebuilt on demand
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     # -- ASE API ---------------------------------------------------------------------------------------------------
     def calculate(self, atoms=None, properties=None, system_changes=all_changes):
@@ -111,9 +175,8 @@ class NEGNNCalculator(Calculator):
             atoms = self.atoms
             unknown = [p for p in properties if p not in self.implemented_properties]
             if unknown:
-                raise PropertyNotImplementedError(
-                    f"{unknown} not available from this calculator; it provides {self.implemented_properties}")
-            if any(p in _POTENTIAL_PROPERTIES for p in properties):
+                raise PropertyNotImplementedError(self._why_missing(unknown[0]))
+            if any(p in _POTENTIAL_OUTPUTS for p in properties):
                 self._calculate_potential(atoms, "stress" in properties)
             for p in properties:
                 if p in ("magmoms", "magmom"):
@@ -124,13 +187,24 @@ class NEGNNCalculator(Calculator):
                     self.results["descriptors"] = self._descriptors().create(atoms)
 
     def get_property(self, name, atoms=None, allow_calculation=True):
-        """ASE's ``get_property`` under the calculator's lock.
+        """ASE's ``get_property`` under the calculator's lock, with a message saying what a missing property needs.
 
         ASE compares, resets and stores ``self.atoms``/``self.results`` in ``get_property`` before ``calculate``; both
         must happen under one lock, or a thread can reset the state another thread is calculating with.
         """
         with self._lock:
+            if name not in self.implemented_properties:
+                raise PropertyNotImplementedError(self._why_missing(name))
             return Calculator.get_property(self, name, atoms, allow_calculation)
+
+    def _why_missing(self, name: str) -> str:
+        if name in ("magmoms", "magmom"):
+            need = "a per-atom NEGNN of magnetic moments (models=[…], trained with --task site --target magmoms)"
+        elif name in _POTENTIAL_OUTPUTS:
+            need = "a NEGNN potential (potential=…, trained with --task potential)"
+        else:
+            need = f"a property model whose target is {name!r} (models=[…])"
+        return f"{name!r} needs {need}; this calculator provides {self.implemented_properties}"
 
     def export_properties(self) -> Properties:
         """ASE's ``Properties`` of the standard results only (custom keys such as ``band_gap`` are not ASE outputs)."""
@@ -152,6 +226,7 @@ class NEGNNCalculator(Calculator):
         self._check(self.potential, atoms, "potential")
         row = self.potential.predict([atoms], batch_size=1, compute_stress=periodic)[0]
         self.results["energy"] = self.results["free_energy"] = float(row["energy"])
+        self.results["energies"] = np.asarray(row["energies"], dtype=float)
         self.results["forces"] = np.asarray(row["forces"], dtype=float)
         if periodic:
             self.results["stress"] = full_3x3_to_voigt_6_stress(np.asarray(row["stress"], dtype=float))
@@ -198,11 +273,11 @@ class NEGNNCalculator(Calculator):
         """
         structures = list(structures)
         if properties is None:
-            properties = [*self.property_models, *(("energy", "forces", "stress") if self.potential else ())]
+            properties = [*self.property_models, *(("energy", "energies", "forces", "stress") if self.potential else ())]
         out = [{} for _ in structures]
         bs = self.parameters.batch_size
         with self._lock:
-            if any(p in _POTENTIAL_PROPERTIES for p in properties):
+            if any(p in _POTENTIAL_OUTPUTS for p in properties):
                 if self.potential is None:
                     raise PropertyNotImplementedError("no potential model: energy/forces/stress unavailable")
                 for s in structures:
@@ -210,11 +285,11 @@ class NEGNNCalculator(Calculator):
                 rows = self.potential.predict(structures, batch_size=bs, progress=progress,
                                               compute_stress=all(np.all(s.pbc) for s in structures))
                 for d, r in zip(out, rows):
-                    d.update(energy=r["energy"], free_energy=r["energy"], forces=r["forces"])
+                    d.update(energy=r["energy"], free_energy=r["energy"], energies=r["energies"], forces=r["forces"])
                     if "stress" in r:
                         d["stress"] = full_3x3_to_voigt_6_stress(r["stress"])
             for key in properties:
-                if key in _POTENTIAL_PROPERTIES:
+                if key in _POTENTIAL_OUTPUTS:
                     continue
                 key = "magmoms" if key == "magmom" else key
                 if key not in self.property_models:
@@ -227,3 +302,14 @@ class NEGNNCalculator(Calculator):
                     if key == "magmoms":
                         d["magmom"] = float(np.sum(r[model.target]))
         return out
+
+
+def register_calculator() -> None:
+    """Make ``ase.calculators.calculator.get_calculator_class("negnn")`` return :class:`NEGNNCalculator`.
+
+    ASE's name lookup ignores plugins; ``import ase_negnn`` calls this (idempotent; nothing here imports torch).
+    """
+    from ase.calculators import calculator as ase_calculator
+
+    if CALCULATOR_NAME not in ase_calculator.external_calculators:
+        ase_calculator.register_calculator_class(CALCULATOR_NAME, NEGNNCalculator)

@@ -261,8 +261,8 @@ class NEGNN(MatGLModel):
         -------
         dict of torch.Tensor
             ``{"y": (n_graphs,)}`` for graph tasks, ``{"y": (n_atoms,)}`` for site tasks, and
-            ``{"energy": (n_graphs,), "forces": (n_atoms, 3), "stress": (n_graphs, 3, 3)}`` (eV, eV/Å, eV/Å³;
-            forces/stress only when asked) for potentials.
+            ``{"energy": (n_graphs,), "energies": (n_atoms,), "forces": (n_atoms, 3), "stress": (n_graphs, 3, 3)}``
+            (eV, eV per atom, eV/Å, eV/Å³; forces/stress only when asked) for potentials.
         """
         batch, n_graphs = self._graph_index(data)
         if self.smooth:
@@ -299,7 +299,7 @@ class NEGNN(MatGLModel):
         # ~0.4 meV/atom over 10,000 atoms, and the total energy of a big cell must not depend on its size that way.
         acc = torch.float64 if atom.device.type != "mps" else atom.dtype
         energy = scatter(atom.to(acc), batch, dim=0, dim_size=n_graphs, reduce="sum").to(atom.dtype)
-        out = {"energy": energy}
+        out = {"energy": energy, "energies": atom}
         if compute_forces or compute_stress:
             inputs = [t for t in (pos if compute_forces else None, strain) if t is not None]
             grads = torch.autograd.grad(energy.sum(), inputs, create_graph=self.training)
@@ -316,7 +316,7 @@ class NEGNN(MatGLModel):
         """Predict for many structures (``Atoms`` or pymatgen), batched; one dict of numpy values per structure.
 
         Graph task: ``{target: float}``; site task: ``{target: (n_atoms,)}``; potential:
-        ``{"energy": float, "forces": (n_atoms, 3), "stress": (3, 3)}`` (eV, eV/Å, eV/Å³).
+        ``{"energy": float, "energies": (n_atoms,), "forces": (n_atoms, 3), "stress": (3, 3)}`` (eV, eV, eV/Å, eV/Å³).
         """
         from tqdm.auto import tqdm
 
@@ -366,11 +366,13 @@ class NEGNN(MatGLModel):
             y = out["y"].detach().cpu().numpy()
             return [{self.target: y[ptr[i] : ptr[i + 1]].copy()} for i in range(n)]
         energy = out["energy"].detach().cpu().numpy()
+        energies = out["energies"].detach().cpu().numpy()
         forces = out["forces"].detach().cpu().numpy()
         stress = out["stress"].detach().cpu().numpy() if "stress" in out else None
         rows = []
         for i in range(n):
-            row = {"energy": float(energy[i]), "forces": forces[ptr[i] : ptr[i + 1]].copy()}
+            row = {"energy": float(energy[i]), "energies": energies[ptr[i] : ptr[i + 1]].astype(float),
+                   "forces": forces[ptr[i] : ptr[i + 1]].copy()}
             if stress is not None:
                 row["stress"] = stress[i].copy()
             rows.append(row)

@@ -7,6 +7,7 @@ import datetime as _dt
 import logging
 import platform
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -397,8 +398,11 @@ def train(
                         callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False,
                         default_root_dir=out, inference_mode=task != "potential", num_sanity_val_steps=0)
     t1 = time.perf_counter()
-    trainer.fit(module, _loader(dataset, train_idx, batch_size, True, num_workers, seed),
-                _loader(dataset, val_idx, batch_size, False, num_workers), ckpt_path=str(last) if resume else None)
+    with warnings.catch_warnings():
+        # the pretrained encoder's BatchNorm stays in eval mode on purpose (NEGNN.train); Lightning warns about it
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        trainer.fit(module, _loader(dataset, train_idx, batch_size, True, num_workers, seed),
+                    _loader(dataset, val_idx, batch_size, False, num_workers), ckpt_path=str(last) if resume else None)
     t_train = time.perf_counter() - t1
     if not trainer.is_global_zero:  # DDP: rank 0 alone evaluates and writes the model, card and predictions
         return {}

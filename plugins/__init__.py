@@ -25,11 +25,11 @@ def calculator_class():
 
 
 def register() -> None:
-    """Make ``get_calculator_class("negnn")`` return :class:`NEGNNCalculator` (idempotent; ASE asserts new names)."""
-    from ase.calculators import calculator as _calc
+    """Make ``get_calculator_class("negnn")`` return :class:`NEGNNCalculator` (idempotent; ``import ase_negnn`` already
+    does it)."""
+    from ase_negnn.calculator import register_calculator
 
-    if CALCULATOR_NAME not in _calc.external_calculators:
-        _calc.register_calculator_class(CALCULATOR_NAME, calculator_class())
+    register_calculator()
 
 
 _PLUGINS: set | None = None

@@ -3,8 +3,8 @@
 Entry points: ``SSAR``/``SSMR.create``, ``NEGNNCalculator`` (energy and forces, ``band_gap``, ``predict_many``),
 ``train`` / ``ase-negnn train``, ``ase-negnn predict``, ``screen``, ``relax`` and ``compute_phonons``; then saved
 models, encoders and graph caches that are truncated, corrupt, foreign or malicious; atomic writers; two screening
-processes at once; and property-based invariances on random crystals. ``docs/robustness.md`` maps every case to
-the tests here.
+processes at once; and property-based invariances on random crystals. The "Robustness" table of ``README.md`` maps
+every case to the tests here.
 """
 
 from __future__ import annotations

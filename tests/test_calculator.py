@@ -219,3 +219,86 @@ def test_cli_relax_writes_structures_and_trajectories(si_potential_dir, property
     assert final.info["relax_converged"] and np.isfinite(final.info["band_gap"])
     assert np.abs(final.get_forces()).max() < 0.05
     assert (tmp_path / "relaxed_traj" / "si8.traj").exists()
+
+
+# -- ASE conventions (issue 17) -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("module", ["ase_negnn", "ase_negnn.calculator"])
+def test_importing_the_package_registers_the_name_without_torch(module):
+    import subprocess
+    import sys
+
+    code = (f"import sys, {module}\n"
+            "from ase.calculators.calculator import get_calculator_class\n"
+            "print(get_calculator_class('negnn').__name__, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["NEGNNCalculator", "False"]
+
+
+def test_deepcopy_and_pickle_give_the_same_results(calc, si8):
+    import copy
+    import pickle
+
+    si8.calc = calc
+    expected = (si8.get_potential_energy(), si8.get_forces(), calc.get_property("band_gap", si8))
+    for clone in (copy.deepcopy(si8), _unpickled_atoms(si8, pickle)):
+        assert clone.calc is not calc
+        clone.rattle(0.0)  # same positions; a fresh calculation on the copy's own models
+        clone.calc.reset()
+        assert clone.get_potential_energy() == pytest.approx(expected[0], abs=1e-6)
+        np.testing.assert_allclose(clone.get_forces(), expected[1], atol=1e-6)
+        assert clone.calc.get_property("band_gap", clone) == pytest.approx(expected[2], abs=1e-6)
+
+
+def _unpickled_atoms(atoms, pickle):
+    clone = atoms.copy()
+    clone.calc = pickle.loads(pickle.dumps(atoms.calc))
+    return clone
+
+
+def test_set_models_switches_the_properties(property_model_dirs, si8):
+    calc = NEGNNCalculator(models=[property_model_dirs["band_gap"]])
+    si8.calc = calc
+    gap = calc.get_property("band_gap", si8)
+    changed = calc.set(models=[property_model_dirs["magmoms"]])
+    assert "models" in changed and calc.todict()["models"] == [str(property_model_dirs["magmoms"])]
+    assert "band_gap" not in calc.results  # results are cleared with the models
+    with pytest.raises(PropertyNotImplementedError, match="band_gap"):
+        calc.get_property("band_gap", si8)
+    assert si8.get_magnetic_moments().shape == (8,)
+    calc.set(models=[property_model_dirs["band_gap"]])
+    assert calc.get_property("band_gap", si8) == pytest.approx(gap, abs=1e-6)
+    assert calc.set(models=[property_model_dirs["band_gap"]]) == {}  # unchanged: nothing reloaded
+
+
+def test_per_atom_energies_sum_to_the_energy(calc, si8):
+    si8.calc = calc
+    energies = si8.get_potential_energies()
+    assert energies.shape == (8,)
+    assert energies.sum() == pytest.approx(si8.get_potential_energy(), abs=1e-4)
+    rows = calc.predict_many([si8, si8.repeat((2, 1, 1))], properties=["energies", "energy"])
+    assert rows[1]["energies"].shape == (16,) and rows[1]["energies"].sum() == pytest.approx(rows[1]["energy"], abs=1e-3)
+
+
+def test_missing_magnetic_model_says_what_is_needed(property_model_dirs, si8):
+    si8.calc = NEGNNCalculator(models=[property_model_dirs["band_gap"]])
+    with pytest.raises(PropertyNotImplementedError, match="per-atom NEGNN of magnetic moments"):
+        si8.get_magnetic_moments()
+    with pytest.raises(PropertyNotImplementedError, match="needs a NEGNN potential"):
+        si8.get_potential_energy()
+
+
+def test_ase_db_stores_the_calculator_name(calc, si8, tmp_path):
+    from ase.db import connect
+
+    si8.calc = calc
+    si8.get_potential_energy()
+    with connect(tmp_path / "x.db") as db:
+        db.write(si8)
+    with connect(tmp_path / "x.db") as db:
+        assert next(db.select()).calculator == "negnn"
+
+
+def test_top_level_name():
+    import ase_negnn
+
+    assert ase_negnn.NEGNNCalculator is NEGNNCalculator
