@@ -125,6 +125,36 @@ def _devices(value):
     return int(value) if str(value).isdigit() else value
 
 
+@cli.command("install")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("name")
+@click.option("--package", is_flag=True,
+              help="Write into the package's bundled directory (maintainers: scripts/) instead of the user's.")
+def install_cmd(source, name, package):
+    """Install a trained encoder or model directory under NAME, so that NAME works wherever a bundled name does.
+
+    \b
+    Example:
+      ase-negnn install runs/gap/model my-gap       # then: NEGNNCalculator(models=["my-gap"])
+    The default place is $ASE_NEGNN_HOME or ~/.local/share/ase_negnn; an installed name shadows a bundled one.
+    """
+    from . import registry
+
+    try:
+        if registry.class_of(source) == "NEGNN":
+            from .models import load_model
+
+            load_model(source)  # refuse to install something that does not load
+        else:
+            from .pretrained import load_encoder
+
+            load_encoder(source)
+        dest = registry.install(source, name, registry.bundled_root() if package else None)
+    except (FileNotFoundError, ValueError) as ex:
+        raise click.ClickException(str(ex)) from ex
+    click.echo(f"installed {source} as {name!r} in {dest}")
+
+
 @cli.command("train")
 @click.option("--data", "data", required=True, type=click.Path(exists=True, path_type=Path),
               help="Labelled structures: ASE file (extxyz with info/arrays/calculator results), CIF dir or ASE db.")

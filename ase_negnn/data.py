@@ -27,7 +27,8 @@ __all__ = ["EpochShuffle", "GraphDataset", "atomic_torch_save", "build_graphs", 
 logger = logging.getLogger(__name__)
 
 _COMPRESSED = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
-_DB_SUFFIXES = {".db", ".sqlite"}
+#: File suffixes read as ASE databases.
+DB_SUFFIXES = {".db", ".sqlite"}
 _STRUCTURE_GLOBS = ("*.cif", "*.mcif", "*.vasp", "POSCAR*", "*.extxyz", "*.xyz", "*.json")
 #: Bump when the on-disk cache layout changes; older caches are rebuilt.
 CACHE_VERSION = 2
@@ -314,7 +315,7 @@ def read_structures(source: str | Path | Atoms | list) -> list[Atoms]:
     suffix = path.suffix.lower()
     if suffix == ".mcif":
         return [read_magnetic_cif(path)]
-    if suffix in _DB_SUFFIXES:
+    if suffix in DB_SUFFIXES:
         images = _read_database(path)
     elif suffix in _COMPRESSED:
         inner = Path(path.stem)

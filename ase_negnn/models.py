@@ -16,7 +16,6 @@ with the weights), so predictions come back in physical units. ``NEGNN`` subclas
 from __future__ import annotations
 
 import copy
-import json
 import math
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from torch import nn
 from torch_geometric.data import Batch
 from torch_geometric.utils import scatter
 
+from . import registry
 from .elements import MAX_Z
 from .encoder import CGCNNEncoder, GaussianExpansion, WeightedCGConv, check_saved_model, load_graph_aware, save_atomic
 from .graph import CrystalGraphConverter
@@ -388,45 +388,19 @@ class NEGNN(MatGLModel):
         save_atomic(self, path, metadata)
 
 
-# -- bundled models --------------------------------------------------------------------------------------------
-def _root() -> Path:
-    from .pretrained import _pretrained_root
-
-    return _pretrained_root()
-
-
-def _class_of(path: Path) -> str | None:
-    from .pretrained import _class_of as class_of
-
-    return class_of(path)
-
-
+# -- bundled and installed models (ase_negnn.registry) ---------------------------------------------------------
 def available_models() -> list[str]:
-    """Names of the NEGNN models bundled with the package (e.g. ``"mp-eform"``, ``"mp-gap"``)."""
-    root = _root()
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and _class_of(p) == "NEGNN")
+    """Names of the installed and bundled NEGNN models (e.g. ``"mp-eform"``, ``"mp-gap"``)."""
+    return registry.available("NEGNN")
 
 
 def _model_path(model: str | Path) -> Path:
-    if isinstance(model, str) and model in available_models():
-        return _root() / model
-    path = Path(model)
-    if not path.is_dir():
-        if isinstance(model, str) and "/" not in model and not path.suffix:
-            raise ValueError(f"unknown model {model!r}; bundled models: {available_models()} (or give a directory)")
-        raise FileNotFoundError(f"model directory not found: {path}")
-    return path
+    return registry.resolve(model, "NEGNN", "model")
 
 
 def model_card(model: str | Path) -> dict:
     """The card (data, split, training settings, test metrics) saved with a bundled or trained model."""
-    path = _model_path(model)
-    card = path / "card.json"
-    if card.exists():
-        return json.loads(card.read_text())
-    return json.loads((path / "model.json").read_text()).get("metadata") or {}
+    return registry.card(_model_path(model))
 
 
 def load_model(model: str | Path | NEGNN, device: str | torch.device = "cpu") -> NEGNN:
@@ -440,10 +414,10 @@ def load_model(model: str | Path | NEGNN, device: str | torch.device = "cpu") ->
     if isinstance(model, NEGNN):
         return model.to(device).eval()
     path = _model_path(model)
-    missing = [f for f in ("model.json", "model.pt", "state.pt") if not (path / f).exists()]
+    missing = [f for f in registry.MODEL_FILES if not (path / f).exists()]
     if missing:
         raise FileNotFoundError(f"{path} is not a saved model: missing {missing}")
-    cls = _class_of(path)
+    cls = registry.class_of(path)
     if cls != "NEGNN":
         raise ValueError(f"{path} holds a {cls or 'unreadable model.json'}, not a NEGNN model")
     try:  # before matgl builds anything from model.pt

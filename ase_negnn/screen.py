@@ -31,7 +31,7 @@ def iter_structures(source):
     position in the input."""
     import ase.io
 
-    from .data import _DB_SUFFIXES, read_structures
+    from .data import DB_SUFFIXES, read_structures
 
     if isinstance(source, Atoms):
         source = [source]
@@ -42,7 +42,7 @@ def iter_structures(source):
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: {path}")
-    if path.is_dir() or path.suffix.lower() in _DB_SUFFIXES or path.suffix.lower() in (".gz", ".xz", ".bz2", ".mcif"):
+    if path.is_dir() or path.suffix.lower() in DB_SUFFIXES or path.suffix.lower() in (".gz", ".xz", ".bz2", ".mcif"):
         for i, atoms in enumerate(read_structures(path)):
             yield structure_id(atoms, i), atoms
         return

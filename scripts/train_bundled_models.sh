@@ -17,7 +17,7 @@ run() {  # name target units [extra options]
   if [ -e "$out/checkpoints/last.ckpt" ] && [ ! -e "$out/card.json" ]; then resume=(--resume); fi
   [ -e "$out/card.json" ] || OMP_NUM_THREADS=1 ase-negnn train "${COMMON[@]}" --target "$target" --units "$units" \
     --out "$out" "$@" "${resume[@]}"
-  python -m ase_negnn.pretrained install "$out/model" "$name"
+  ase-negnn install "$out/model" "$name" --package
 }
 run mp-eform formation_energy_per_atom eV/atom &
 # the second run waits for the first to write the shared graph cache

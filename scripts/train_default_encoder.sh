@@ -18,9 +18,9 @@ COMMON=(--data "$DATA/mp/mp36k.extxyz" --objective predictive --batch-size 128 -
 if [ ! -e "$RUNS/encoder-v1-hard/card.json" ]; then
   ase-negnn pretrain "${COMMON[@]}" --out "$RUNS/encoder-v1-hard" --graph hard --epochs 12 --lr 1e-3 "${RESUME[@]}"
 fi
-python -m ase_negnn.pretrained install "$RUNS/encoder-v1-hard/encoder" v1-hard
+ase-negnn install "$RUNS/encoder-v1-hard/encoder" v1-hard --package
 if [ ! -e "$RUNS/encoder-v2/card.json" ]; then
   ase-negnn pretrain "${COMMON[@]}" --out "$RUNS/encoder-v2" --graph smooth --smooth-width 0.25 --epochs 7 --lr 5e-4 \
     --init-encoder "$RUNS/encoder-v1-hard/encoder" "${RESUME[@]}"
 fi
-python -m ase_negnn.pretrained install "$RUNS/encoder-v2/encoder" default
+ase-negnn install "$RUNS/encoder-v2/encoder" default --package

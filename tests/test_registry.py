@@ -1,0 +1,46 @@
+"""One registry for encoders and models: installed in the user's directory (never site-packages), found by name."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from ase_negnn import registry
+from ase_negnn.cli import cli
+from ase_negnn.models import available_models, load_model
+from ase_negnn.pretrained import available_encoders, load_encoder
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASE_NEGNN_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_install_puts_an_encoder_in_the_user_directory_and_finds_it_by_name(home, encoder_dir):
+    bundled_before = sorted(p.name for p in registry.bundled_root().iterdir())
+    res = CliRunner().invoke(cli, ["install", str(encoder_dir), "my-encoder"])
+    assert res.exit_code == 0, res.output
+    assert (home / "my-encoder" / "model.pt").exists()
+    assert sorted(p.name for p in registry.bundled_root().iterdir()) == bundled_before  # the package is untouched
+    assert "my-encoder" in available_encoders() and "my-encoder" not in available_models()
+    assert load_encoder("my-encoder").n_layers == load_encoder(encoder_dir).n_layers
+    assert (home / "my-encoder").stat().st_mode & 0o777 == 0o755
+
+
+def test_installed_name_shadows_a_bundled_one_and_models_resolve_too(home, property_model_dirs):
+    registry.install(property_model_dirs["band_gap"], "mp-gap")
+    assert registry.resolve("mp-gap", "NEGNN") == home / "mp-gap"
+    assert load_model("mp-gap").target == "band_gap"
+    assert "mp-eform" in available_models()  # the bundled one is still listed
+
+
+def test_install_refuses_what_does_not_load_and_unknown_names_list_the_known(home, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in registry.MODEL_FILES:
+        (bad / f).write_bytes(b"garbage")
+    res = CliRunner().invoke(cli, ["install", str(bad), "x"])
+    assert res.exit_code == 1 and "Error" in res.output and not (home / "x").exists()
+    with pytest.raises(ValueError, match=r"unknown encoder 'nope'; known: \[.*'default'"):
+        load_encoder("nope")
