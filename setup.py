@@ -14,7 +14,7 @@ setup(
     long_description=readme,
     long_description_content_type="text/markdown",
     license="MIT",
-    python_requires=">=3.10",
+    python_requires=">=3.11",  # what CI tests (.ci/run); tests/test_imports.py runs vermin against it
     packages=["ase_negnn", "ase_negnn.plugins"],
     package_dir={"ase_negnn": "ase_negnn", "ase_negnn.plugins": "plugins"},
     package_data={
@@ -37,7 +37,8 @@ setup(
     ],
     extras_require={
         # The docs packages too: tests/test_docs.py builds the API reference (docs/, warnings as errors).
-        "test": ["pytest>=8", "hypothesis>=6.100", "matplotlib>=3.8", "sphinx>=8.1", "sphinx-click>=6.2", "furo>=2025.12"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "matplotlib>=3.8", "sphinx>=8.1", "sphinx-click>=6.2", "furo>=2025.12",
+                 "vermin>=1.6"],
         # API reference: python -m sphinx -W --keep-going -b html docs docs/_build/html
         "docs": ["sphinx>=8.1", "sphinx-click>=6.2", "furo>=2025.12"],
         # Benchmarks only (benchmarks/README.md): peers and plotting, never needed by the library.

@@ -86,3 +86,18 @@ def test_library_never_imports_the_cli_or_plugins():
     for module, deps in graph.items():
         if module not in ("cli", "__main__"):
             assert "cli" not in deps and "plugins" not in deps, module
+
+
+def test_code_runs_on_the_lowest_python_setup_py_allows():
+    """vermin finds no construct newer than ``python_requires`` (the lower bound CI tests)."""
+    import re
+    import subprocess
+    import sys
+
+    setup = (PACKAGE.parent / "setup.py").read_text(encoding="utf-8")
+    bound = re.search(r'python_requires=">=(3\.\d+)"', setup).group(1)
+    assert sys.version_info[:2] >= tuple(int(v) for v in bound.split("."))
+    vermin = str(Path(sys.executable).with_name("vermin"))
+    proc = subprocess.run([vermin, "--no-tips", f"-t={bound}-", "--violations",
+                           str(PACKAGE), str(PACKAGE.parent / "plugins")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
