@@ -14,6 +14,19 @@ from . import __version__
 @click.version_option(__version__, prog_name="ase-negnn")
 def cli():
     """Self-supervised atomic representations (SSAR/SSMR) and NEGNN models for ASE."""
+    _quiet_known_noise()
+
+
+def _quiet_known_noise() -> None:
+    """Lightning's start-up banner and tips (INFO on its rank-zero logger) and two known-harmless warnings; real
+    warnings and errors still show."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning vs torch 2.13
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")  # frozen BatchNorm, on purpose
 
 
 @cli.command()
@@ -241,8 +254,22 @@ def train_cmd(data, target, task, labels_csv, id_column, out, split, seed, max_e
         raise click.ClickException(str(ex)) from ex
     if not card:  # a DDP worker process: rank 0 reports
         return
-    metrics = ", ".join(f"{k} {v:.4g}" for k, v in card["test_metrics"].items() if not k.endswith("n"))
-    click.echo(f"model written to {out / 'model'}; test: {metrics}")
+    click.echo(f"model written to {out / 'model'}; test: {format_metrics(card['test_metrics'], card.get('units'))}")
+
+
+def format_metrics(metrics: dict, units: str | None) -> str:
+    """``MAE 0.649 eV, RMSE 1.12 eV, R² 0.439 (n = 40)``: every error with its unit (potentials: eV/atom, eV/Å)."""
+    parts, n = [], None
+    for key, value in metrics.items():
+        prefix, _, stat = key.rpartition("_") if "_" in key else ("", "", key)
+        if stat == "n":
+            n = n or value
+            continue
+        unit = {"energy_per_atom": "eV/atom", "force": "eV/Å", "stress": "eV/Å³"}.get(prefix, units or "")
+        label = {"mae": "MAE", "rmse": "RMSE", "r2": "R²"}.get(stat, stat)
+        name = f"{prefix.replace('_', ' ')} {label}".strip()
+        parts.append(f"{name} {value:.4g}" + (f" {unit}" if unit and stat != "r2" else ""))
+    return ", ".join(parts) + (f" (n = {n})" if n is not None else "")
 
 
 @cli.command()

@@ -16,6 +16,7 @@ from torch_geometric.typing import Adj, OptTensor, PairTensor
 
 from .elements import element_features
 from .graph import SMOOTH_WIDTH, CrystalGraphConverter, edge_vectors, knn_weights
+from .io import directory_mode
 
 __all__ = ["CGCNNEncoder", "GaussianExpansion", "WeightedCGConv", "check_saved_model", "save_atomic"]
 
@@ -356,6 +357,7 @@ def save_atomic(model: IOMixIn, path: str | Path, metadata: dict | None = None) 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
+        tmp.chmod(directory_mode())  # a model directory others sharing the run folder can read, as the umask says
         IOMixIn.save(model, tmp, metadata=metadata, makedirs=False)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))

@@ -11,13 +11,22 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_open", "run_checkpoint", "structure_id", "db_structure_id", "structure_ids", "write_json_atomic", "write_table"]
+__all__ = ["atomic_open", "directory_mode", "run_checkpoint", "structure_id", "db_structure_id", "structure_ids", "write_json_atomic", "write_table"]
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def _default_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~_umask()
+
+
+def directory_mode() -> int:
+    """Mode of a new directory under the process's umask (``mkdtemp`` makes 0o700 whatever the umask says)."""
+    return 0o777 & ~_umask()
 
 
 @contextlib.contextmanager

@@ -16,6 +16,8 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from .io import directory_mode
+
 __all__ = ["MODEL_FILES", "available", "bundled_root", "card", "class_of", "install", "resolve", "user_root"]
 
 MODEL_FILES = ("model.json", "model.pt", "state.pt")
@@ -107,7 +109,7 @@ def install(src: str | Path, name: str, root: str | Path | None = None) -> Path:
         run_card = src.parent / "card.json"
         if run_card.exists():
             shutil.copy2(run_card, tmp / "card.json")
-        tmp.chmod(0o755)
+        tmp.chmod(directory_mode())
         if dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=root))
             os.replace(dest, old / "d")

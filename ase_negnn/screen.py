@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import time
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
@@ -109,9 +109,11 @@ def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float
     n_new = n_skipped = n_errors = 0
     # SQLite's own transactions keep the file consistent and their locks die with the process; ASE's extra
     # `<out>.lock` file would outlive a killed run and make the resume wait forever.
+    stream = iter_structures(source)
+    first = next(stream, None)  # read (and check) the input before any output file exists
+    stream = chain([first], stream) if first is not None else stream
     db = connect(out, append=True, use_lock_file=False)
     done = _done_ids(db)
-    stream = iter_structures(source)
     if limit is not None:
         stream = islice(stream, limit)
     bar = tqdm(disable=not progress, desc="screen", unit="struct")

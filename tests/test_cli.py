@@ -199,3 +199,25 @@ def test_every_command_has_summary_and_example(command):
 def test_numeric_options_state_their_units(command, option, unit):
     text = " ".join(invoke(command, "--help").output.split("Options:", 1)[1].split())
     assert option in text and unit in text.split(option, 1)[1][:200]
+
+
+def test_training_commands_print_no_known_noise(tmp_path):
+    """No Lightning tip/banner, no LeafSpec deprecation, no 'modules in eval mode' warning; the result line stays."""
+    import subprocess
+    import sys
+
+    from conftest import MP_SMALL
+
+    cmd = [sys.executable, "-m", "ase_negnn", "pretrain", "--data", str(MP_SMALL), "--out", str(tmp_path / "pt"),
+           "--epochs", "1", "--layers", "1", "--width", "8", "--no-progress", "--accelerator", "cpu"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    train = [sys.executable, "-m", "ase_negnn", "train", "--data", str(MP_SMALL), "--target", "band_gap", "--units",
+             "eV", "--encoder", str(tmp_path / "pt" / "encoder"), "--out", str(tmp_path / "tr"), "--max-epochs", "1",
+             "--n-conv", "1", "--width", "8", "--no-progress"]
+    out2 = subprocess.run(train, capture_output=True, text=True)
+    assert out2.returncode == 0, out2.stderr
+    text = out.stdout + out.stderr + out2.stdout + out2.stderr
+    for noise in ("Tip:", "litlogger", "LeafSpec", "in eval mode", "GPU available"):
+        assert noise not in text, noise
+    assert "encoder written to" in out.stdout and "test: MAE" in out2.stdout and " eV" in out2.stdout

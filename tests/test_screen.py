@@ -76,3 +76,15 @@ def test_cli_screen(property_model_dirs, tmp_path):
     assert "screened 10 new" in res.output
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0 and "30 new structure(s) (10 already done" in res.output
+
+
+@pytest.mark.parametrize("content", ["this is not a structure file\n", ""])
+def test_unreadable_input_leaves_no_database(property_model_dirs, tmp_path, content):
+    """A screen that fails before screening anything must not leave an empty .db (nor its CSV) behind."""
+    src = tmp_path / "bad.extxyz"
+    src.write_text(content)
+    out = tmp_path / "res.db"
+    res = CliRunner().invoke(cli, ["screen", str(src), "--models", str(property_model_dirs["band_gap"]),
+                                   "--out", str(out), "--no-progress"])
+    assert res.exit_code == 1 and "bad.extxyz" in res.output
+    assert not out.exists() and not out.with_suffix(".csv").exists()

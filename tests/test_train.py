@@ -208,7 +208,7 @@ def test_cli_train_and_predict(tmp_path, encoder_dir):
                               "--units", "eV/atom", "--out", str(out), "--max-epochs", "1", "--n-conv", "1",
                               "--encoder", str(encoder_dir), "--no-progress"])
     assert res.exit_code == 0, res.output
-    assert "test: mae" in res.output
+    assert "test: MAE" in res.output and " eV/atom, RMSE " in res.output and "R² " in res.output  # units printed
     trained = load_model(out / "model")
     assert not trained.freeze_encoder  # fine-tuning is the default
     assert json.loads((out / "card.json").read_text())["graph"]["smooth_width"] == trained.encoder.smooth_width
@@ -285,3 +285,12 @@ def test_cli_freeze_encoder_keeps_the_pretrained_weights(tmp_path, encoder_dir):
     res = CliRunner().invoke(cli, ["train", "--data", str(MP_SMALL), "--target", "band_gap", "--out",
                                    str(tmp_path / "x"), "--freeze-encoder", "--fine-tune"])
     assert res.exit_code != 0 and "contradict" in res.output
+
+
+def test_metric_summary_carries_units():
+    from ase_negnn.cli import format_metrics
+
+    assert format_metrics({"mae": 0.5, "rmse": 1.25, "r2": 0.5, "n": 40}, "eV") == \
+        "MAE 0.5 eV, RMSE 1.25 eV, R² 0.5 (n = 40)"
+    text = format_metrics({"energy_per_atom_mae": 0.01, "energy_per_atom_n": 3, "force_mae": 0.2, "force_n": 24}, "")
+    assert text == "energy per atom MAE 0.01 eV/atom, force MAE 0.2 eV/Å (n = 3)"
