@@ -188,31 +188,44 @@ def main(argv=None):
                   f"α {r['alpha']:.0e}, γ {r['gamma']:.0e}  ({r['fit_seconds']:.0f} s)", flush=True)
             rows.append({"property": p, "descriptor": name, "description": desc, "n_joined": len(ids),
                          "n_labels": len(labels[p]), "n_train": len(train), "n_test": len(test), "unit": unit, **r})
-    write_outputs(rows, props, args, cv, time.perf_counter() - t_start, timing, len(all_ids), argv, missing_notes)
+    digest = P.encoder_digest(encoders["ours"]) if "ours" in encoders else None
+    ours = encoders.get("ours")
+    args.encoder_graph = ("n/a" if ours is None else f"continuous graph, δ = {ours.smooth_width} Å" if ours.smooth
+                          else "the paper's hard 12-nearest graph")
+    write_outputs(rows, props, args, cv, time.perf_counter() - t_start, timing, len(all_ids), argv, missing_notes,
+                  digest)
     return 0
 
 
-def multiscale_rows(out: Path, props):
-    """Best single layer / best cumulative combination of our encoder, chosen by CV in paper_multiscale.py."""
+def multiscale_rows(out: Path, props, digest: str | None, notes: list):
+    """Best single layer / best cumulative combination of our encoder, chosen by CV in paper_multiscale.py; only rows
+    computed with the same encoder (same weights digest) as this run's SSMR."""
     path = out / "paper_multiscale.csv"
     if not path.exists():
         return {}
     best: dict = {}
+    other = 0
     with open(path, newline="") as fh:
         for r in csv.DictReader(fh):
             if r["property"] not in props or r["encoder"] != "ours":
+                continue
+            if digest is None or r.get("encoder_digest") != digest:
+                other += 1
                 continue
             kind = "best single layer" if r["kind"] == "single" else "best layer combination"
             key = (r["property"], kind)
             if key not in best or float(r["cv_mae"]) < float(best[key]["cv_mae"]):
                 best[key] = r
+    if other:
+        notes.append(f"best single layer / layer combination: paper_multiscale.csv holds {other} rows of another "
+                     "encoder (rerun paper_multiscale.py with this one)")
     return best
 
 
-def write_outputs(rows, props, args, cv, wall, timing, n_union, argv, missing_notes):
+def write_outputs(rows, props, args, cv, wall, timing, n_union, argv, missing_notes, digest=None):
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    ms = multiscale_rows(out, props)
+    ms = multiscale_rows(out, props, digest, missing_notes)
     for (p, kind), r in ms.items():
         ref = next(x for x in rows if x["property"] == p)
         if int(r["n_structures"]) != ref["n_joined"]:  # a --limit run: other structures, not comparable here
@@ -245,8 +258,9 @@ def write_outputs(rows, props, args, cv, wall, timing, n_union, argv, missing_no
         f"- regressor: `Pipeline([StandardScaler(), KernelRidge()])`, kernel ∈ {{rbf, laplacian}}, α, γ ∈ "
         f"logspace(-10, 0, 11), chosen by {cv_text} on MAE; refitted on the training split; test MAE on the 20 % "
         "split (`train_test_split(test_size=0.2, random_state=0)`)",
-        f"- our encoder: `{args.encoder}`; authors' checkpoints converted from `paper/cgcnn_60k_pred.pth` / "
-        "`cgcnn_60k_contra.pth`; SSMR = layers 0-5 concatenated (384 features) then pooled over atoms",
+        f"- our encoder: `{args.encoder}` (weights digest {digest or 'n/a'}; {args.encoder_graph}); authors' checkpoints "
+        "converted from `paper/cgcnn_60k_pred.pth` / `cgcnn_60k_contra.pth` (on the paper's hard graph, which they were "
+        "trained on); SSMR = layers 0-5 concatenated (384 features) then pooled over atoms",
         f"- {n_union} distinct structures featurised; descriptor time (s, this run's computation only; cached rows "
         "cost 0): " + ", ".join(f"{k} {v:.3g}" + (" s/structure" if k in BASELINES + PEERS else " s")
                                 for k, v in timing.items() if np.isfinite(v)),

@@ -79,14 +79,14 @@ def main(argv=None):
                 best = P.krr_evaluate(X, y, train, test, cv=cv, kernels=kernels)
                 best.pop("pred")
                 best.pop("cached")
-                r = {"property": p, "encoder": name, "pooling": args.pooling, "kind": kind, "layers": layers,
-                     "n_structures": len(ids), **best, "cv": str(cv)}
+                r = {"property": p, "encoder": name, "encoder_digest": P.encoder_digest(enc), "pooling": args.pooling,
+                     "kind": kind, "layers": layers, "n_structures": len(ids), **best, "cv": str(cv)}
                 rows.append(r)
                 print(f"  {p:14s} {name:12s} {kind:10s} {layers:4s} test {r['test_mae']:.4f}  CV {r['cv_mae']:.4f}"
                       f"  ({r['fit_seconds']:.0f} s)", flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    keys = ["property", "encoder", "pooling", "kind", "layers", "n_structures", "n_features", "test_mae", "cv_mae", "kernel", "alpha",
+    keys = ["property", "encoder", "encoder_digest", "pooling", "kind", "layers", "n_structures", "n_features", "test_mae", "cv_mae", "kernel", "alpha",
             "gamma", "cv", "fit_seconds"]
 
     P.write_rows(args.out / "paper_multiscale.csv", rows, keys)
