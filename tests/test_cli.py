@@ -221,3 +221,25 @@ def test_training_commands_print_no_known_noise(tmp_path):
     for noise in ("Tip:", "litlogger", "LeafSpec", "in eval mode", "GPU available"):
         assert noise not in text, noise
     assert "encoder written to" in out.stdout and "test: MAE" in out2.stdout and " eV" in out2.stdout
+
+
+def test_pretrain_graph_choice_and_warm_start(tiny_run, tmp_path):
+    """--graph hard makes a hard-graph encoder; --init-encoder starts from the given weights (one epoch at a tiny
+    learning rate stays next to them, a random start does not); a different width is refused."""
+    import torch
+
+    from ase_negnn.pretrained import load_encoder
+
+    start = load_encoder(tiny_run[0] / "encoder")
+    res = invoke("pretrain", "--data", MP_SMALL, "--out", tmp_path / "warm", "--epochs", "1", "--lr", "1e-9",
+                 "--graph", "hard", "--init-encoder", tiny_run[0] / "encoder", *TINY)
+    assert res.exit_code == 0, res.output
+    warm = load_encoder(tmp_path / "warm" / "encoder")
+    assert warm.smooth_width is None and start.smooth
+    w0, w1 = start.node_embedding.weight, warm.node_embedding.weight
+    assert torch.allclose(w0, w1, atol=1e-6)
+    res = invoke("pretrain", "--data", MP_SMALL, "--out", tmp_path / "cold", "--epochs", "1", "--lr", "1e-9", *TINY)
+    assert not torch.allclose(w0, load_encoder(tmp_path / "cold" / "encoder").node_embedding.weight, atol=1e-3)
+    res = invoke("pretrain", "--data", MP_SMALL, "--out", tmp_path / "bad", "--epochs", "1", "--init-encoder",
+                 tiny_run[0] / "encoder", *[a if a != "16" else "32" for a in TINY])
+    assert res.exit_code != 0 and "width" in res.output
