@@ -95,8 +95,9 @@ def pretrain(data, out, objective, atom_target, epochs, batch_size, layers, widt
               help="Output file: .npy (array) or .csv (with id, and atom columns for --pooling none).")
 @click.option("--layers", default="all", show_default=True,
               help="Layers: 'all', a digit string like '012', a range '0-5', a list '0,2,5' or one index.")
-@click.option("--pooling", type=click.Choice(["mean", "sum", "none"]), default="mean", show_default=True,
-              help="SSMR pooling over atoms; 'none' writes per-atom SSAR rows.")
+@click.option("--pooling", default="mean", show_default=True,
+              help="SSMR statistic(s) over atoms: mean, sum, max, min, std, or several joined by '+' "
+                   "(e.g. mean+max+min); 'none' writes per-atom SSAR rows.")
 @click.option("--model", default="default", show_default=True, help="Bundled encoder name or saved encoder directory.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Structures per batch.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda).")

@@ -15,9 +15,36 @@ from torch_geometric.utils import scatter
 from .encoder import CGCNNEncoder
 from .pretrained import load_encoder
 
-__all__ = ["Descriptor", "SSAR", "SSMR", "parse_layers", "POOLINGS"]
+__all__ = ["Descriptor", "SSAR", "SSMR", "parse_layers", "parse_pooling", "POOLINGS"]
 
-POOLINGS = ("sum", "mean")
+#: Statistics over the atoms of a structure; ``pooling`` joins one or more with ``+`` (e.g. ``"mean+max+min"``).
+POOLINGS = ("sum", "mean", "max", "min", "std")
+
+
+def parse_pooling(pooling: str) -> tuple[str, ...]:
+    """``"mean+max+min"`` → ``("mean", "max", "min")``; each one of :data:`POOLINGS`, none twice.
+
+    Raises
+    ------
+    ValueError
+        An unknown statistic, a repeated one, or an empty string.
+    """
+    parts = tuple(p.strip() for p in str(pooling).split("+"))
+    bad = [p for p in parts if p not in POOLINGS]
+    if bad or not parts:
+        raise ValueError(f"pooling must be one of {POOLINGS} or several joined by '+' (e.g. 'mean+max+min'), "
+                         f"got {pooling!r}")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"repeated statistic in pooling {pooling!r}")
+    return parts
+
+
+def _pool(x: torch.Tensor, index: torch.Tensor, n: int, stat: str) -> torch.Tensor:
+    if stat == "std":  # population standard deviation over the atoms (0 for a single atom)
+        mean = scatter(x, index, dim=0, dim_size=n, reduce="mean")
+        var = scatter((x - mean[index]) ** 2, index, dim=0, dim_size=n, reduce="mean")
+        return var.clamp_min(0).sqrt()
+    return scatter(x, index, dim=0, dim_size=n, reduce=stat)
 
 
 def parse_layers(layers, n_layers: int) -> tuple[int, ...]:
@@ -131,7 +158,8 @@ class Descriptor(ABC):
                 sizes = torch.bincount(batch.batch, minlength=batch.num_graphs).tolist()
                 yield [a.cpu().numpy() for a in torch.split(x, sizes)]
             else:
-                yield scatter(x, batch.batch, dim=0, dim_size=batch.num_graphs, reduce=pooling).cpu().numpy()
+                stats = [_pool(x, batch.batch, batch.num_graphs, stat) for stat in parse_pooling(pooling)]
+                yield torch.cat(stats, dim=1).cpu().numpy()
             bar.update(batch.num_graphs)
         bar.close()
 
@@ -182,16 +210,29 @@ class SSMR(Descriptor):
     ----------
     layers, model, batch_size, device, dtype
         As :class:`Descriptor`.
-    pooling : {"sum", "mean"}
-        ``sum`` is extensive (doubles for a doubled cell), ``mean`` intensive.
+    pooling : str
+        A statistic over the atoms, ``"mean"`` (intensive), ``"sum"`` (extensive: doubles for a doubled cell),
+        ``"max"``, ``"min"``, ``"std"``, or several joined by ``+``: ``"mean+max+min"`` concatenates the three
+        (statistic-major: all layers of the first statistic, then of the second, …). Every statistic is
+        invariant under permutations and, except ``sum``, under supercells.
     """
 
-    def __init__(self, layers="all", model="default", pooling: Literal["sum", "mean"] = "mean",
+    def __init__(self, layers="all", model="default", pooling: str = "mean",
                  batch_size: int = 64, device: str = "cpu", dtype: Literal["float64", "float32"] = "float64"):
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.statistics = parse_pooling(pooling)
         super().__init__(layers, model, batch_size, device, dtype)
         self.pooling = pooling
+
+    def get_number_of_features(self) -> int:
+        """``width × len(layers) × number of statistics``."""
+        return super().get_number_of_features() * len(self.statistics)
+
+    def feature_labels(self) -> list[str]:
+        """``L{layer}_{k}`` for one statistic; ``{stat}_L{layer}_{k}`` for several, in output order."""
+        base = super().feature_labels()
+        if len(self.statistics) == 1:
+            return base
+        return [f"{stat}_{name}" for stat in self.statistics for name in base]
 
     def create(self, system, progress: bool = False) -> np.ndarray:
         """Per-structure descriptors.

@@ -83,7 +83,7 @@ def test_float32_output(encoder, si):
     assert out.dtype == np.float32 and out.shape == ((encoder.n_layers + 1) * encoder.width,)
 
 
-@pytest.mark.parametrize("kwargs, message", [({"pooling": "max"}, "pooling"), ({"dtype": "float16"}, "dtype"),
+@pytest.mark.parametrize("kwargs, message", [({"pooling": "median"}, "pooling"), ({"dtype": "float16"}, "dtype"),
                                              ({"batch_size": 0}, "batch_size")])
 def test_bad_descriptor_settings(encoder, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -261,3 +261,29 @@ def test_matminer_style_featurizer(encoder_dir, small_encoder, si, nacl):
     assert np.isnan(rows[1]).all() and len(rows[1]) == len(labels)
     rows = f.featurize_many([Atoms()], return_errors=True, pbar=False)
     assert "empty structure" in rows[0][-1]
+
+
+def test_multi_statistic_pooling_matches_numpy_and_is_invariant():
+    """'mean+max+min+std' = the per-atom SSAR reduced by numpy, statistic-major; permutation and supercell invariant."""
+    from ase.build import bulk
+
+    from ase_negnn.descriptor import SSAR, SSMR, parse_pooling
+    from ase_negnn.pretrained import random_encoder
+
+    enc = random_encoder(1, n_layers=2, width=4)
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    atoms.rattle(0.05, seed=0)
+    per = SSAR("0-2", enc).create(atoms)
+    d = SSMR("0-2", enc, pooling="mean+max+min+std")
+    x = d.create(atoms)
+    expected = np.concatenate([per.mean(0), per.max(0), per.min(0), per.std(0)])
+    np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-6)
+    assert d.get_number_of_features() == x.size == 4 * 12 and len(d.feature_labels()) == x.size
+    assert d.feature_labels()[12] == "max_L0_0"
+    shuffled = atoms[[3, 1, 7, 0, 2, 6, 5, 4]]
+    np.testing.assert_allclose(d.create(shuffled), x, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d.create(atoms.repeat((2, 1, 1))), x, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        SSMR("0-2", enc, pooling="mean+median")
+    with pytest.raises(ValueError, match="repeated"):
+        parse_pooling("max+max")
