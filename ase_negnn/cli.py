@@ -60,10 +60,12 @@ def _quiet_known_noise() -> None:
 @click.option("--smooth-width", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Width in Å of the smooth graph's neighbour step [default: 0.25].")
 @click.option("--init-encoder", default=None, help="Start from this encoder's weights (bundled name or directory).")
+@click.option("--stop-after", type=click.IntRange(min=1), default=None,
+              help="Stop after N epochs of the --epochs-long learning-rate schedule (finish later with --resume).")
 @click.option("--no-progress", is_flag=True, help="Disable progress bars.")
 def pretrain(data, out, objective, atom_target, epochs, batch_size, layers, width, lr, mask_rate, val_fraction, seed,
              resume, cache_dir, accelerator, devices, num_nodes, strategy, num_workers, max_structures, graph,
-             smooth_width, init_encoder, no_progress):
+             smooth_width, init_encoder, stop_after, no_progress):
     """Pretrain an encoder without labels (Kong et al. SSL) and export it to OUT/encoder.
 
     \b
@@ -82,7 +84,7 @@ def pretrain(data, out, objective, atom_target, epochs, batch_size, layers, widt
                    lr=lr, mask_rate=mask_rate, atom_target=atom_target, val_fraction=val_fraction, seed=seed,
                    resume=resume, cache_dir=cache_dir, accelerator=accelerator, devices=devices,
                    num_nodes=num_nodes, strategy=strategy, num_workers=num_workers, progress=not no_progress,
-                   max_structures=max_structures, init_encoder=init_encoder,
+                   max_structures=max_structures, init_encoder=init_encoder, stop_after=stop_after,
                    smooth_width=None if graph == "hard" else (smooth_width or SMOOTH_WIDTH))
     except (FileNotFoundError, FileExistsError, ValueError) as ex:
         raise click.ClickException(str(ex)) from ex

@@ -120,6 +120,7 @@ def pretrain(
     max_structures: int | None = None,
     smooth_width: float | None = SMOOTH_WIDTH,
     init_encoder: str | Path | None = None,
+    stop_after: int | None = None,
 ) -> Path:
     """Pretrain an encoder without labels and export it.
 
@@ -151,6 +152,9 @@ def pretrain(
     smooth_width : float or None
         Graph of the new encoder: width δ (Å) of the continuous k-nearest graph, or ``None`` for the paper's hard
         graph (see :mod:`ase_negnn.graph`).
+    stop_after : int, optional
+        Stop after this many epochs of the ``epochs``-long schedule (the cosine learning rate keeps its ``epochs``
+        length); ``resume`` later without it to finish the schedule. Default: run all ``epochs``.
     init_encoder : str or path, optional
         Start from this encoder's weights (a bundled name or a saved directory; same ``layers`` and ``width``)
         instead of a random initialisation, e.g. to move an encoder to another graph. Recorded in the card.
@@ -165,6 +169,8 @@ def pretrain(
     ckpt_dir = last.parent
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    if stop_after is not None and not 1 <= stop_after <= epochs:
+        raise ValueError(f"stop_after must be between 1 and epochs ({epochs}), got {stop_after}")
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(seed, workers=True, verbose=False)
     encoder = CGCNNEncoder(n_layers=layers, width=width, smooth_width=smooth_width)
@@ -204,7 +210,7 @@ def pretrain(
         every_n_epochs=1, save_top_k=-1, save_last=True,
     )
     trainer = L.Trainer(
-        max_epochs=epochs,
+        max_epochs=epochs if stop_after is None else stop_after,
         accelerator=accelerator,
         devices=devices,
         num_nodes=num_nodes,
@@ -222,6 +228,7 @@ def pretrain(
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("train_", "val_"))}
         card.update(
             epochs=trainer.current_epoch,
+            epochs_scheduled=epochs,
             heldout_metrics={k: v for k, v in metrics.items() if k.startswith("val_")},
             train_metrics={k: v for k, v in metrics.items() if k.startswith("train_")},
             graph_build_seconds=round(t_graphs, 1),
