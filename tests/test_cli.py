@@ -243,3 +243,21 @@ def test_pretrain_graph_choice_and_warm_start(tiny_run, tmp_path):
     res = invoke("pretrain", "--data", MP_SMALL, "--out", tmp_path / "bad", "--epochs", "1", "--init-encoder",
                  tiny_run[0] / "encoder", *[a if a != "16" else "32" for a in TINY])
     assert res.exit_code != 0 and "width" in res.output
+
+
+def test_pretrain_stop_after_keeps_the_schedule_and_resume_finishes_it(tmp_path):
+    """--stop-after 1 of a 3-epoch schedule: one epoch at the schedule's rates, then --resume runs epochs 1 and 2."""
+    out = tmp_path / "run"
+    res = invoke("pretrain", "--data", MP_SMALL, "--out", out, "--epochs", "3", "--stop-after", "1", *TINY)
+    assert res.exit_code == 0, res.output
+    card = __import__("json").loads((out / "card.json").read_text())
+    assert (card["epochs"], card["epochs_scheduled"]) == (1, 3)
+    res = invoke("pretrain", "--data", MP_SMALL, "--out", out, "--epochs", "3", "--resume", *TINY)
+    assert res.exit_code == 0, res.output
+    rows = read_csv(out / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    # the cosine of the 3-epoch schedule: lr after epoch e is lr0 (1 + cos(π (e + 1) / 3)) / 2
+    lrs = [float(r["lr"]) for r in rows]
+    assert lrs[0] == pytest.approx(1e-3 * 0.75, rel=1e-6) and lrs[1] == pytest.approx(1e-3 * 0.25, rel=1e-6)
+    res = invoke("pretrain", "--data", MP_SMALL, "--out", tmp_path / "x", "--epochs", "2", "--stop-after", "3", *TINY)
+    assert res.exit_code != 0 and "stop_after" in res.output
