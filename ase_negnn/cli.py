@@ -397,10 +397,16 @@ def relax_cmd(input_path, potential, models, fmax, steps, cell, optimizer, out, 
               help="phonopy BORN file (non-analytical correction for polar solids).")
 @click.option("--t-max", type=click.FloatRange(min=0), default=1000.0, show_default=True,
               help="Highest temperature (K) of the thermal properties.")
+@click.option("--cutoff-frequency", type=float, default=None,
+              help="THz: modes at or below it are left out of the thermal properties (phonopy) [default: 0].")
+@click.option("--exclude-gamma-acoustic", is_flag=True,
+              help="Leave the three acoustic modes at Γ out of the thermal properties (phonopy's advice when it "
+                   "warns about them).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Output folder: band_structure.png, dos.png, thermal_properties.csv, band.yaml, FORCE_CONSTANTS.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
-def phonons_cmd(input_path, potential, supercell, mesh, displacement, born, t_max, out, device):
+def phonons_cmd(input_path, potential, supercell, mesh, displacement, born, t_max, cutoff_frequency,
+                exclude_gamma_acoustic, out, device):
     """Phonons of the (first) structure in INPUT from NEGNN forces, with phonopy.
 
     \b
@@ -418,7 +424,8 @@ def phonons_cmd(input_path, potential, supercell, mesh, displacement, born, t_ma
         atoms = read_structures(input_path)[0]
         calc = NEGNNCalculator(potential=potential, device=device)
         ph = compute_phonons(atoms, calc, supercell=supercell, displacement=displacement, born=born, progress=True)
-        paths = write_phonon_outputs(ph, out, mesh=mesh, t_max=t_max, title=atoms.get_chemical_formula())
+        paths = write_phonon_outputs(ph, out, mesh=mesh, t_max=t_max, title=atoms.get_chemical_formula(),
+                                     cutoff_frequency=cutoff_frequency, exclude_gamma_acoustic=exclude_gamma_acoustic)
     except (FileNotFoundError, ValueError) as ex:
         raise click.ClickException(str(ex)) from ex
     click.echo(f"phonons of {atoms.get_chemical_formula()} ({len(ph.supercell)}-atom supercell): "

@@ -108,10 +108,13 @@ def compute_phonons(atoms, calculator, supercell=(2, 2, 2), displacement: float 
 
 
 def write_phonon_outputs(ph, out: str | Path, mesh=(20, 20, 20), t_min: float = 0.0, t_max: float = 1000.0,
-                         t_step: float = 10.0, title: str = "") -> dict:
-    """Band structure and DOS plots (PNG), thermal properties (CSV), band.yaml and FORCE_CONSTANTS into ``out``.
+                         t_step: float = 10.0, title: str = "", cutoff_frequency: float | None = None,
+                         exclude_gamma_acoustic: bool = False) -> dict:
+    """Band structure and DOS plots (PNG, frequencies in THz), thermal properties (CSV), band.yaml and
+    FORCE_CONSTANTS into ``out``.
 
-    Returns the written paths by name.
+    ``cutoff_frequency`` (THz) and ``exclude_gamma_acoustic`` go to phonopy's ``run_thermal_properties`` (the options
+    its ``GammaAcousticWarning`` points to). Returns the written paths by name.
     """
     import matplotlib
 
@@ -129,6 +132,7 @@ def write_phonon_outputs(ph, out: str | Path, mesh=(20, 20, 20), t_min: float = 
     paths["band_yaml"] = out / "band.yaml"
     fig = ph.plot_band_structure()
     plt.suptitle(title or "phonon band structure")
+    _label_frequency_axes(plt.gcf(), "y")
     fig.savefig(out / "band_structure.png", dpi=120)
     plt.close("all")
     paths["band_png"] = out / "band_structure.png"
@@ -136,16 +140,26 @@ def write_phonon_outputs(ph, out: str | Path, mesh=(20, 20, 20), t_min: float = 
     ph.run_total_dos()
     fig = ph.plot_total_dos()
     plt.title(title or "phonon DOS")
+    _label_frequency_axes(plt.gcf(), "x")
     fig.savefig(out / "dos.png", dpi=120)
     plt.close("all")
     paths["dos_png"] = out / "dos.png"
-    ph.run_thermal_properties(t_min=t_min, t_max=t_max, t_step=t_step)
-    tp = ph.get_thermal_properties_dict()
+    ph.run_thermal_properties(t_min=t_min, t_max=t_max, t_step=t_step, cutoff_frequency=cutoff_frequency,
+                              exclude_gamma_acoustic=exclude_gamma_acoustic)
+    tp = ph.thermal_properties
     with atomic_open(out / "thermal_properties.csv", "w", newline="") as fh:
         fh.write("temperature_K,free_energy_kJ_per_mol,entropy_J_per_K_mol,heat_capacity_J_per_K_mol\n")
-        for row in zip(tp["temperatures"], tp["free_energy"], tp["entropy"], tp["heat_capacity"]):
+        for row in zip(tp.temperatures, tp.free_energy, tp.entropy, tp.heat_capacity):
             fh.write(",".join(f"{v:.6g}" for v in row) + "\n")
     paths["thermal_csv"] = out / "thermal_properties.csv"
     write_FORCE_CONSTANTS(ph.force_constants, filename=str(out / "FORCE_CONSTANTS"))
     paths["force_constants"] = out / "FORCE_CONSTANTS"
     return paths
+
+
+def _label_frequency_axes(fig, axis: str) -> None:
+    """phonopy labels its frequency axes 'Frequency' without a unit; ours say THz."""
+    for ax in fig.axes:
+        label = ax.get_ylabel() if axis == "y" else ax.get_xlabel()
+        if label.strip().lower().startswith("frequency") and "THz" not in label:
+            (ax.set_ylabel if axis == "y" else ax.set_xlabel)("Frequency (THz)")

@@ -54,3 +54,40 @@ def test_cli_phonons(si_potential_dir, tmp_path):
                                    "--mesh", "4", "4", "4", "--t-max", "100", "--out", str(tmp_path / "ph")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "ph" / "band_structure.png").exists() and (tmp_path / "ph" / "FORCE_CONSTANTS").exists()
+
+
+def test_frequency_axes_say_thz_and_thermal_options_reach_phonopy(si_phonons, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    labels = []
+    real_savefig = plt.Figure.savefig
+
+    def spy(fig, *args, **kwargs):  # record the axis labels of every figure written
+        labels.extend([ax.get_ylabel() for ax in fig.axes] + [ax.get_xlabel() for ax in fig.axes])
+        return real_savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Figure, "savefig", spy)
+    seen = {}
+    real_run = type(si_phonons).run_thermal_properties
+
+    def run_thermal(self, *args, **kwargs):
+        seen.update(kwargs)
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(si_phonons), "run_thermal_properties", run_thermal)
+    write_phonon_outputs(si_phonons, tmp_path, mesh=(4, 4, 4), t_max=100, t_step=50, cutoff_frequency=0.1,
+                         exclude_gamma_acoustic=True)
+    freq = [lab for lab in labels if lab.lower().startswith("frequency")]
+    assert freq and all("THz" in lab for lab in freq), labels
+    assert seen["cutoff_frequency"] == 0.1 and seen["exclude_gamma_acoustic"] is True
+
+
+def test_cli_phonons_options(si_potential_dir, tmp_path):
+    from ase.io import write
+
+    write(tmp_path / "POSCAR", bulk("Si", "diamond", a=5.43), format="vasp")
+    res = CliRunner().invoke(cli, ["phonons", str(tmp_path / "POSCAR"), "--potential", str(si_potential_dir),
+                                   "--mesh", "4", "4", "4", "--t-max", "100", "--exclude-gamma-acoustic",
+                                   "--cutoff-frequency", "0.05", "--out", str(tmp_path / "ph")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "ph" / "thermal_properties.csv").exists()
