@@ -17,7 +17,7 @@ from .pretrained import load_encoder
 
 __all__ = ["Descriptor", "SSAR", "SSMR", "parse_layers", "parse_pooling", "POOLINGS"]
 
-#: Statistics over the atoms of a structure; ``pooling`` joins one or more with ``+`` (e.g. ``"mean+max+min"``).
+# Statistics over the atoms of a structure; ``pooling`` joins one or more with ``+`` (e.g. ``"mean+max+min"``).
 POOLINGS = ("sum", "mean", "max", "min", "std")
 
 
