@@ -54,6 +54,10 @@ def main(argv=None):
         b.plot(epochs, [float(r[key]) for r in rows], marker="o", label=key.replace("_", " "))
     b.set(xlabel="epoch", ylabel="loss (sum of cross entropies)")
     b.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     enc = card.get("encoder", {})
     fig.suptitle(f"pretraining {args.name}: {card.get('objective', '?')}, graph "
                  f"{'continuous δ = %s Å' % enc.get('smooth_width') if enc.get('smooth_width') else 'hard'}",
