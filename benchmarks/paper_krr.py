@@ -280,7 +280,10 @@ def write_outputs(rows, props, args, cv, wall, timing, n_union, argv, missing_no
         "",
     ]
     names = list(dict.fromkeys(r["descriptor"] for r in rows))
-    lines += ["Test MAE (ratio to the best of OFM / sine / SOAP in brackets):", "",
+    present = [BASELINE_LABEL[b].split(" (")[0] for b in BASELINES if any(r["descriptor"] == b for r in rows)]
+    absent = [b for b in BASELINES if not any(r["descriptor"] == b for r in rows)]
+    lines += [f"Test MAE (ratio to the best of {' / '.join(present) or 'no hand-made descriptor'} in brackets"
+              + (f"; not in this run: {', '.join(absent)}" if absent else "") + "):", "",
               "| descriptor | " + " | ".join(f"{P.PROPERTIES[p][0]} ({P.PROPERTIES[p][1]})" for p in props) + " |",
               "|---|" + "---:|" * len(props)]
     for n in names:

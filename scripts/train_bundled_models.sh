@@ -3,10 +3,10 @@
 # model selection) on the bundled default encoder (v2, continuous graph), fine-tuning it (train's default), and install
 # them into the package as mp-eform and mp-gap (mp-gap with the non-negative softplus output). The two runs go side by
 # side, one CPU thread each; each resumes after an interruption.
-# Usage: scripts/train_bundled_models.sh [DATA_DIR] [MAX_EPOCHS] [RUNS]   (defaults ../shared/data, 16, runs)
+# Usage: scripts/train_bundled_models.sh [DATA_DIR] [MAX_EPOCHS] [RUNS]   (defaults ../shared/data, 8, runs)
 set -euo pipefail
 DATA=${1:-../shared/data}
-EPOCHS=${2:-16}
+EPOCHS=${2:-8}
 RUNS=${3:-runs}
 MP="$DATA/mp/mp36k.extxyz"
 COMMON=(--data "$MP" --split 0.8,0.1,0.1 --seed 0 --max-epochs "$EPOCHS" --early-stopping 5 --batch-size 128
