@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -16,7 +13,7 @@ from torch_geometric.typing import Adj, OptTensor, PairTensor
 
 from .elements import element_features
 from .graph import SMOOTH_WIDTH, CrystalGraphConverter, edge_vectors, knn_weights
-from .io import directory_mode
+from .io import atomic_directory
 
 __all__ = ["CGCNNEncoder", "GaussianExpansion", "WeightedCGConv", "check_saved_model", "save_atomic"]
 
@@ -353,21 +350,7 @@ def save_atomic(model: IOMixIn, path: str | Path, metadata: dict | None = None) 
 
     A reader never sees half a model: either the old directory or the complete new one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        tmp.chmod(directory_mode())  # a model directory others sharing the run folder can read, as the umask says
+    with atomic_directory(path) as tmp:
         IOMixIn.save(model, tmp, metadata=metadata, makedirs=False)
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, old / "m")
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
 

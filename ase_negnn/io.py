@@ -6,12 +6,13 @@ import contextlib
 import csv
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_open", "directory_mode", "run_checkpoint", "structure_id", "db_structure_id", "structure_ids", "write_json_atomic", "write_table"]
+__all__ = ["atomic_directory", "atomic_open", "directory_mode", "run_checkpoint", "structure_id", "db_structure_id", "structure_ids", "write_json_atomic", "write_table"]
 
 
 def _umask() -> int:
@@ -27,6 +28,29 @@ def _default_mode() -> int:
 def directory_mode() -> int:
     """Mode of a new directory under the process's umask (``mkdtemp`` makes 0o700 whatever the umask says)."""
     return 0o777 & ~_umask()
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path):
+    """Yield a fresh sibling directory to fill; on success it replaces ``path`` in one rename (a reader sees the old
+    directory or the complete new one), on an exception it is removed and ``path`` is left as it was. The new
+    directory gets the umask's mode (``mkdtemp`` alone would make it 0o700)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        tmp.chmod(directory_mode())
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / "d")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from importlib import resources
 from pathlib import Path
 
-from .io import directory_mode
+from .io import atomic_directory
 
 __all__ = ["MODEL_FILES", "available", "bundled_root", "card", "class_of", "install", "resolve", "user_root"]
 
@@ -100,24 +99,11 @@ def install(src: str | Path, name: str, root: str | Path | None = None) -> Path:
     if missing:
         raise FileNotFoundError(f"{src} is not a saved encoder or model: missing {', '.join(missing)}")
     root = Path(root) if root is not None else user_root()
-    root.mkdir(parents=True, exist_ok=True)
     dest = root / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-    try:
+    with atomic_directory(dest) as tmp:
         for f in MODEL_FILES:
             shutil.copy2(src / f, tmp / f)
         run_card = src.parent / "card.json"
         if run_card.exists():
             shutil.copy2(run_card, tmp / "card.json")
-        tmp.chmod(directory_mode())
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=root))
-            os.replace(dest, old / "d")
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
