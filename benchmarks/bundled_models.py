@@ -91,7 +91,9 @@ def main(argv=None):
         rows.append(row)
         lines.append(
             f"| {name} | {target} ({units}) | {card['n_train']:,} / {len(test):,} | {m['mae']:.4f} | {m['rmse']:.4f} | "
-            f"{m['r2']:.3f} | {mean_mae:.4f} | {row['n_negative_predictions']} (min {row['min_prediction']:.3g}) | "
+            f"{m['r2']:.3f} | {mean_mae:.4f} | "
+            + (f"{row['n_negative_predictions']} (min {row['min_prediction']:.3g})" if "gap" in target else "— (signed)")
+            + " | "
             f"{'frozen' if row['freeze_encoder'] else 'fine-tuned'}, {row['graph']} graph"
             f"{', softplus output' if row['nonnegative_output'] else ''}, {row['epochs']} epochs | "
             + " | ".join(f"{v:.4f} ({m['mae'] / v:.2f}×)" for v in refs.values()) + f" | {bench} ({n_bench:,}) |")
