@@ -116,7 +116,10 @@ def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float
     done = _done_ids(db)
     if limit is not None:
         stream = islice(stream, limit)
-    bar = tqdm(disable=not progress, desc="screen", unit="struct")
+    total = len(source) if isinstance(source, (list, tuple)) else None  # a file is streamed: its length is unknown
+    if limit is not None:
+        total = limit if total is None else min(total, limit)
+    bar = tqdm(total=total, disable=not progress, desc="screen", unit="struct")
     seen_now: set[str] = set()
     while True:
         chunk = []

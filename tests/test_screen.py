@@ -88,3 +88,12 @@ def test_unreadable_input_leaves_no_database(property_model_dirs, tmp_path, cont
                                    "--out", str(out), "--no-progress"])
     assert res.exit_code == 1 and "bad.extxyz" in res.output
     assert not out.exists() and not out.with_suffix(".csv").exists()
+
+
+def test_progress_bar_has_a_total_when_the_input_size_is_known(calc, mp_structures, tmp_path, capsys):
+    """A list (or --limit) gives the bar its total, so it shows n/N and an ETA instead of a bare count."""
+    screen(mp_structures[:6], tmp_path / "a.db", calc, progress=True, chunk_size=2)
+    err = capsys.readouterr().err
+    assert "6/6" in err
+    screen(mp_structures, tmp_path / "b.db", calc, progress=True, chunk_size=2, limit=4)
+    assert "4/4" in capsys.readouterr().err
