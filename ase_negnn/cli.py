@@ -18,15 +18,14 @@ def cli():
 
 
 def _quiet_known_noise() -> None:
-    """Lightning's start-up banner and tips (INFO on its rank-zero logger) and two known-harmless warnings; real
-    warnings and errors still show."""
+    """Lightning's start-up banner and tips (INFO on its rank-zero logger) and a known-harmless warning; real warnings
+    and errors still show (``training.train`` itself silences the one about the pretrained BatchNorm in eval mode)."""
     import logging
     import warnings
 
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning vs torch 2.13
-    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")  # frozen BatchNorm, on purpose
 
 
 @cli.command()

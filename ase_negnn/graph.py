@@ -46,6 +46,8 @@ TIE_TOLERANCE = 1e-4
 SMOOTH_WIDTH = 0.25
 #: Smooth envelope of the last ``CUTOFF_TAPER`` Å before the cutoff (sparse structures whose k-th neighbour is far).
 CUTOFF_TAPER = 1.0
+# Bisection steps of the soft k-th distance: the bracket (≤ 9 Å) shrinks to ~1e-11 Å.
+_BISECTION_STEPS = 40
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ def _smoothstep_slope(x: torch.Tensor) -> torch.Tensor:
 
 
 def soft_kth_distance(distances: torch.Tensor, centers: torch.Tensor, n_nodes: int, k: int, width: float,
-                      iterations: int = 60) -> torch.Tensor:
+                      iterations: int = _BISECTION_STEPS) -> torch.Tensor:
     """Soft k-th neighbour distance ``s_i`` of every atom: the root of ``Σ_j S((s − d_ij)/δ + ½) = k − ½``.
 
     The smooth count is strictly increasing at its (non-integer) root, so the root is unique and, by the implicit
@@ -214,7 +216,7 @@ def soft_kth_distance(distances: torch.Tensor, centers: torch.Tensor, n_nodes: i
 
 
 def _soft_kth_numpy(d: np.ndarray, centers: np.ndarray, n_nodes: int, k: int, width: float,
-                    iterations: int = 40) -> np.ndarray:
+                    iterations: int = _BISECTION_STEPS) -> np.ndarray:
     """:func:`soft_kth_distance`'s bisection in NumPy (graph building: no gradient, far less overhead per call)."""
     target = float(k) - 0.5
     lo = np.zeros(n_nodes)
