@@ -504,14 +504,3 @@ class EpochShuffle(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return self.n
-
-
-def split_indices(n: int, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded random train/validation split of ``range(n)``; at least one item in each when ``n >= 2``."""
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-    if n < 2:
-        raise ValueError(f"need at least 2 structures to hold some out for validation, got {n}")
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = min(max(1, int(round(n * val_fraction))), n - 1)
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])

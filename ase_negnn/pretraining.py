@@ -16,7 +16,8 @@ import torch
 from torch.utils.data import Subset
 from torch_geometric.loader import DataLoader
 
-from .data import EpochShuffle, load_graph_dataset, split_indices
+from .data import EpochShuffle, load_graph_dataset
+from .splits import split_indices
 from .encoder import CGCNNEncoder
 from .graph import SMOOTH_WIDTH
 from .io import atomic_open, run_checkpoint, write_json_atomic

@@ -20,42 +20,14 @@ from torch_geometric.loader import DataLoader
 from .data import EpochShuffle, GraphDataset, build_graphs, load_graph_dataset, read_structures
 from .io import atomic_open, run_checkpoint, structure_ids, write_json_atomic
 from .labels import Labels, extract_labels
+from .metrics import regression_metrics
 from .models import NEGNN
 from .pretraining import MetricsCSV
+from .splits import parse_split, split_three
 
 __all__ = ["LabelledGraphs", "NEGNNModule", "evaluate", "fit_element_refs", "parse_split", "regression_metrics", "train"]
 
 logger = logging.getLogger(__name__)
-
-
-def parse_split(split, with_test: bool = True) -> tuple[float, ...]:
-    """``"0.8,0.1,0.1"`` → (train, val, test) fractions, or ``"0.9,0.1"`` → (train, val) when the test set is a
-    separate file (``with_test=False``); fractions must be positive and sum to 1."""
-    try:
-        parts = [float(x) for x in (split.split(",") if isinstance(split, str) else split)]
-    except (TypeError, ValueError):
-        parts = []
-    n = 3 if with_test else 2
-    if len(parts) != n or any(not np.isfinite(p) or p <= 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6:
-        what = "train,val,test" if with_test else "train,val (the test set is --test-data)"
-        raise ValueError(f"split must be {n} positive fractions summing to 1 ({what}), got {split!r}")
-    return tuple(parts)
-
-
-def split_three(n: int, split, seed: int = 0, with_test: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Seeded random train/validation/test indices of ``range(n)``; raises if any part would be empty.
-
-    With ``with_test=False`` the split has two fractions and the test indices are empty (separate test data).
-    """
-    fractions = parse_split(split, with_test)
-    n_train = round(n * fractions[0])
-    n_val = round(n * fractions[1]) if with_test else n - n_train
-    n_test = n - n_train - n_val
-    if min(n_train, n_val) < 1 or (with_test and n_test < 1):
-        raise ValueError(f"split {split} of {n} structure(s) leaves an empty set "
-                         f"(train {n_train}, validation {n_val}, test {n_test}); use more structures or another split")
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[:n_train]), np.sort(perm[n_train : n_train + n_val]), np.sort(perm[n_train + n_val :])
 
 
 def fit_element_refs(graphs: GraphDataset, energies: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -115,19 +87,6 @@ def _precompute_node_inputs(model: NEGNN, dataset: LabelledGraphs, batch_size: i
         batch = Batch.from_data_list([dataset.graphs[i] for i in range(start, min(n, start + batch_size))])
         chunks.append(model.node_inputs(batch))
     return torch.cat(chunks)
-
-
-def regression_metrics(pred, true) -> dict:
-    """MAE, RMSE and R² of flattened arrays."""
-    pred, true = np.asarray(pred, float).ravel(), np.asarray(true, float).ravel()
-    err = pred - true
-    ss_tot = float(((true - true.mean()) ** 2).sum())
-    return {
-        "mae": float(np.abs(err).mean()),
-        "rmse": float(np.sqrt((err**2).mean())),
-        "r2": float(1.0 - (err**2).sum() / ss_tot) if ss_tot > 0 else float("nan"),
-        "n": int(true.size),
-    }
 
 
 class NEGNNModule(L.LightningModule):

@@ -12,7 +12,8 @@ import torch
 from ase import Atoms
 
 import ase_negnn.data as data_mod
-from ase_negnn.data import GraphDataset, load_graph_dataset, read_structures, split_indices
+from ase_negnn.data import GraphDataset, load_graph_dataset, read_structures
+from ase_negnn.splits import split_indices
 from ase_negnn.graph import CrystalGraphConverter
 
 from conftest import CIF_DIR, DATA_DIR, MP_SMALL
