@@ -83,6 +83,7 @@ class NEGNNCalculator(Calculator):
         self._lock = threading.RLock()
         self._instances: dict[str, object] = {}  # NEGNN objects passed in, by the name kept in parameters
         self.potential, self.property_models, self._descriptor, self._ready = None, {}, None, False
+        self._derived: dict[str, str] = {}  # extra output (e.g. "band_gap_std") -> its model's property
         Calculator.__init__(self, potential=potential, models=models, device=device,
                             descriptor_layers=descriptor_layers, encoder=encoder, batch_size=batch_size, **kwargs)
         self._load_models()
@@ -147,14 +148,23 @@ class NEGNNCalculator(Calculator):
             if key in property_models or key in _POTENTIAL_PROPERTIES:
                 raise ValueError(f"two models provide the property {key!r}")
             property_models[key] = model
-        self.potential, self.property_models = potential, property_models
-        props = ["descriptors", *property_models]
+        # extra outputs (a kernel model's or an ensemble's "<target>_std") answer from their model's calculation
+        derived = {f"{key}{name[len(m.target):]}": key for key, m in property_models.items()
+                   for name in getattr(m, "outputs", (m.target,)) if name != m.target}
+        self.potential, self.property_models, self._derived = potential, property_models, derived
+        props = ["descriptors", *property_models, *derived]
         if potential is not None:
             props[:0] = list(_POTENTIAL_OUTPUTS)
         if "magmoms" in property_models:
             props.append("magmom")
         self.implemented_properties = props
         self.reset()
+
+    @property
+    def model_outputs(self) -> list[str]:
+        """Every property the property models provide, extra outputs included (e.g. ``band_gap``, ``band_gap_std``)."""
+        return [name for key in self.property_models
+                for name in (key, *(d for d, base in self._derived.items() if base == key))]
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -183,6 +193,8 @@ class NEGNNCalculator(Calculator):
                     self._calculate_model("magmoms", atoms)
                 elif p in self.property_models:
                     self._calculate_model(p, atoms)
+                elif p in self._derived:
+                    self._calculate_model(self._derived[p], atoms)
                 elif p == "descriptors":
                     self.results["descriptors"] = self._descriptors().create(atoms)
 
@@ -238,12 +250,22 @@ class NEGNNCalculator(Calculator):
             return
         model = self.property_models[key]
         self._check(model, atoms, key)
-        value = model.predict([atoms], batch_size=1)[0][model.target]
+        row = model.predict([atoms], batch_size=1)[0]
+        value = row[model.target]
         if key == "magmoms":
             self.results["magmoms"] = np.asarray(value, dtype=float)
             self.results["magmom"] = float(np.sum(value))
         else:
-            self.results[key] = float(value) if np.ndim(value) == 0 else np.asarray(value, dtype=float)
+            self.results.update(self._outputs(key, model, row))
+
+    @staticmethod
+    def _outputs(key: str, model, row: dict) -> dict:
+        """``{key: value, key + suffix: extra output}`` of one prediction row (suffix e.g. ``_std``)."""
+        out = {}
+        for name in getattr(model, "outputs", (model.target,)):
+            v = row[name]
+            out[key + name[len(model.target):]] = float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=float)
+        return out
 
     def _descriptors(self):
         if self._descriptor is None:
@@ -288,7 +310,7 @@ class NEGNNCalculator(Calculator):
                     d.update(energy=r["energy"], free_energy=r["energy"], energies=r["energies"], forces=r["forces"])
                     if "stress" in r:
                         d["stress"] = full_3x3_to_voigt_6_stress(r["stress"])
-            for key in properties:
+            for key in dict.fromkeys(self._derived.get(k, k) for k in properties):
                 if key in _POTENTIAL_OUTPUTS:
                     continue
                 key = "magmoms" if key == "magmom" else key
@@ -298,9 +320,11 @@ class NEGNNCalculator(Calculator):
                 for s in structures:
                     self._check(model, s, key)
                 for d, r in zip(out, model.predict(structures, batch_size=bs, progress=progress)):
-                    d[key] = r[model.target]
                     if key == "magmoms":
+                        d[key] = r[model.target]
                         d["magmom"] = float(np.sum(r[model.target]))
+                    else:
+                        d.update(self._outputs(key, model, r))
         return out
 
 

@@ -156,7 +156,7 @@ def install_cmd(source, name, package):
     from . import registry
 
     try:
-        if registry.class_of(source) == "NEGNN":
+        if registry.class_of(source) in ("NEGNN", "KernelModel"):
             from .models import load_model
 
             load_model(source)  # refuse to install something that does not load
@@ -177,6 +177,9 @@ def install_cmd(source, name, package):
               "for potentials the model name (energy and forces are read from the calculator results).")
 @click.option("--task", type=click.Choice(["graph", "site", "potential"]), default="graph", show_default=True,
               help="graph: one value per structure; site: per atom (e.g. magmoms, μB); potential: energy/forces/stress.")
+@click.option("--method", type=click.Choice(["negnn", "krr"]), default="negnn", show_default=True,
+              help="negnn: a GNN on the encoder's SSAR; krr: SSMR + kernel ridge with a calibrated standard deviation "
+                   "(<target>_std), hyper-parameters by exact leave-one-out; seconds, best on small data.")
 @click.option("--labels", "labels_csv", type=click.Path(exists=True, path_type=Path), default=None,
               help="CSV with an id column (id, mp_id, material_id) and a TARGET column, joined to structure ids.")
 @click.option("--id-column", default=None, help="Id column of --labels [default: first of id, mp_id, material_id].")
@@ -223,19 +226,26 @@ def install_cmd(source, name, package):
 @click.option("--strategy", default="auto", show_default=True, help="Lightning strategy (auto, ddp, …).")
 @click.option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True, help="Nodes for multi-node DDP.")
 @click.option("--no-progress", is_flag=True, help="Disable progress bars.")
-def train_cmd(data, target, task, labels_csv, id_column, out, split, seed, max_epochs, early_stopping, from_scratch,
+@click.pass_context
+def train_cmd(ctx, data, target, task, method, labels_csv, id_column, out, split, seed, max_epochs, early_stopping, from_scratch,
               encoder, layers, freeze_encoder, fine_tune, n_conv, width, pooling, cutoff, nonnegative, units, batch_size, lr, energy_weight,
               force_weight, stress_weight, max_train, allow_missing_sites, test_data, resume, cache_dir, accelerator, devices, strategy, num_nodes, no_progress):
-    """Train a NEGNN on labelled structures; writes the best model and its test MAE/RMSE/R².
+    """Train a NEGNN (default) or an SSMR kernel model (--method krr) on labelled structures; writes the model and
+    its test MAE/RMSE/R².
 
     \b
     Examples:
       ase-negnn train --data mp.extxyz --target formation_energy_per_atom --units eV/atom --out runs/eform
       ase-negnn train --data mp.extxyz --target band_gap --from-scratch --out runs/gap-scratch
       ase-negnn train --data cifs/ --labels tc.csv --target Tc --units K --out runs/tc
+      ase-negnn train --data measured.extxyz --target band_gap --method krr --units eV --out runs/gap-krr
       ase-negnn train --data Si_training.extxyz --test-data Si_test.extxyz --split 0.9,0.1 \\
                       --task potential --target energy --out runs/si
     """
+    if method == "krr":
+        _train_krr(ctx, data, target, task, labels_csv, id_column, out, split, seed, encoder, layers, pooling, units,
+                   test_data, no_progress)
+        return
     from .training import train as run
 
     if fine_tune:
@@ -257,6 +267,39 @@ def train_cmd(data, target, task, labels_csv, id_column, out, split, seed, max_e
     if not card:  # a DDP worker process: rank 0 reports
         return
     click.echo(f"model written to {out / 'model'}; test: {format_metrics(card['test_metrics'], card.get('units'))}")
+
+
+#: train options that only a NEGNN uses (refused with --method krr rather than silently ignored)
+_NEGNN_ONLY = ("max_epochs", "early_stopping", "from_scratch", "freeze_encoder", "fine_tune", "n_conv", "width",
+               "cutoff", "nonnegative", "batch_size", "lr", "energy_weight", "force_weight", "stress_weight",
+               "max_train", "allow_missing_sites", "resume", "cache_dir", "accelerator", "devices", "strategy",
+               "num_nodes")
+
+
+def _train_krr(ctx, data, target, task, labels_csv, id_column, out, split, seed, encoder, layers, pooling, units,
+               test_data, no_progress):
+    from click.core import ParameterSource
+
+    from .kernel import train_kernel_model
+
+    given = [f"--{n.replace('_', '-')}" for n in _NEGNN_ONLY
+             if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None)]
+    if given:
+        raise click.UsageError(f"{', '.join(given)}: NEGNN options, not used by --method krr")
+    if task != "graph":
+        raise click.UsageError(f"--method krr predicts one value per structure (--task graph), not --task {task}")
+    try:
+        card = train_kernel_model(data, target, out, encoder=encoder, layers=layers or "all", pooling=pooling,
+                                  units=units, split=split, seed=seed, test_data=test_data, labels_csv=labels_csv,
+                                  id_column=id_column, progress=not no_progress)
+    except (FileNotFoundError, FileExistsError, ValueError) as ex:
+        raise click.ClickException(str(ex)) from ex
+    u = card["test_uncertainty"]
+    click.echo(f"kernel model ({card['kernel']}, γ {card['gamma']:.0e}, α {card['alpha']:.0e}, "
+               f"{card['approximation']}, fitted in {card['fit_seconds']:.1f} s) written to {out / 'model'}; "
+               f"test: {format_metrics(card['test_metrics'], card.get('units'))}; {target}_std covers "
+               f"{100 * u['coverage_68']:.0f} % (68 % interval) and {100 * u['coverage_90']:.0f} % (90 %) of the test "
+               f"targets, Spearman(|error|, std) {u['spearman']:.2f}")
 
 
 def format_metrics(metrics: dict, units: str | None) -> str:
@@ -444,15 +487,20 @@ def phonons_cmd(input_path, potential, supercell, mesh, displacement, born, t_ma
 @click.option("--chunk-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Structures per batch and per database transaction.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N structures of INPUT.")
+@click.option("--rank", default=None, metavar="PROP:KIND",
+              help="Order the CSV by an acquisition: PROP:ucb[:κ] (high mean + κ·std; κ 2), PROP:lcb[:κ] (low), "
+                   "PROP:std (most uncertain first: what to label next), PROP:max, PROP:min, PROP:in:LOW:HIGH "
+                   "(probability of lying in the window). ucb/lcb/std/in need a model with PROP_std (--method krr).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
 @click.option("--no-progress", is_flag=True, help="Disable the progress bar.")
-def screen_cmd(input_path, models, potential, do_relax, fmax, out, chunk_size, limit, device, no_progress):
+def screen_cmd(input_path, models, potential, do_relax, fmax, out, chunk_size, limit, rank, device, no_progress):
     """Predict properties for every structure of INPUT into an ASE database (resumable, errors recorded per item).
 
     \b
     Example:
       ase-negnn screen candidates.extxyz --models mp-eform,mp-gap --out screen.db
       ase-negnn screen cifs/ --potential runs/pot/model --relax --out screen.db   # re-run to resume
+      ase-negnn screen candidates.extxyz --models runs/gap-krr/model --rank band_gap:ucb --out next.db
     """
     from .calculator import NEGNNCalculator
     from .screen import screen
@@ -460,7 +508,7 @@ def screen_cmd(input_path, models, potential, do_relax, fmax, out, chunk_size, l
     try:
         calc = NEGNNCalculator(potential=potential, models=_model_list(models), device=device)
         stats = screen(input_path, out, calc, relax=do_relax, fmax=fmax, chunk_size=chunk_size, limit=limit,
-                       progress=not no_progress)
+                       progress=not no_progress, rank=rank)
     except (FileNotFoundError, ValueError) as ex:
         raise click.ClickException(str(ex)) from ex
     click.echo(f"screened {stats['n_new']} new structure(s) ({stats['n_skipped']} already done, "

@@ -389,13 +389,16 @@ class NEGNN(MatGLModel):
 
 
 # -- bundled and installed models (ase_negnn.registry) ---------------------------------------------------------
+MODEL_CLASSES = ("NEGNN", "KernelModel")
+
+
 def available_models() -> list[str]:
-    """Names of the installed and bundled NEGNN models (e.g. ``"mp-eform"``, ``"mp-gap"``)."""
-    return registry.available("NEGNN")
+    """Names of the installed and bundled models (e.g. ``"mp-eform"``, ``"mp-gap"``)."""
+    return registry.available(MODEL_CLASSES)
 
 
 def _model_path(model: str | Path) -> Path:
-    return registry.resolve(model, "NEGNN", "model")
+    return registry.resolve(model, MODEL_CLASSES, "model")
 
 
 def model_card(model: str | Path) -> dict:
@@ -403,29 +406,35 @@ def model_card(model: str | Path) -> dict:
     return registry.card(_model_path(model))
 
 
-def load_model(model: str | Path | NEGNN, device: str | torch.device = "cpu") -> NEGNN:
-    """Load a NEGNN (bundled name or directory) in evaluation mode; weights are read with ``weights_only=True``.
+def load_model(model, device: str | torch.device = "cpu"):
+    """Load a property model or potential (bundled name or directory) in evaluation mode: a :class:`NEGNN`, or a
+    :class:`ase_negnn.kernel.KernelModel` (SSMR kernel ridge with standard deviations). Weights are read with
+    ``weights_only=True``.
 
     Raises
     ------
     FileNotFoundError, ValueError
-        Missing directory, unknown name, or a directory that does not hold a NEGNN (the message says what it holds).
+        Missing directory, unknown name, or a directory that holds neither (the message says what it holds).
     """
-    if isinstance(model, NEGNN):
+    from .kernel import KernelModel
+
+    if isinstance(model, (NEGNN, KernelModel)):
         return model.to(device).eval()
     path = _model_path(model)
     missing = [f for f in registry.MODEL_FILES if not (path / f).exists()]
     if missing:
         raise FileNotFoundError(f"{path} is not a saved model: missing {missing}")
-    cls = registry.class_of(path)
-    if cls != "NEGNN":
-        raise ValueError(f"{path} holds a {cls or 'unreadable model.json'}, not a NEGNN model")
+    name = registry.class_of(path)
+    classes = {"NEGNN": NEGNN, "KernelModel": KernelModel}
+    if name not in classes:
+        raise ValueError(f"{path} holds a {name or 'unreadable model.json'}, not a NEGNN or KernelModel")
+    cls = classes[name]
     try:  # before matgl builds anything from model.pt
-        check_saved_model(path, NEGNN, frozenset({"ase_negnn.encoder.CGCNNEncoder"}))
+        check_saved_model(path, cls, frozenset({"ase_negnn.encoder.CGCNNEncoder"}))
     except ValueError as ex:
-        raise ValueError(f"could not load the NEGNN in {path}: {ex}") from ex
+        raise ValueError(f"could not load the {name} in {path}: {ex}") from ex
     try:
-        net = NEGNN.load(path)
+        net = cls.load(path)
     except Exception as ex:
-        raise ValueError(f"could not load the NEGNN in {path}: {type(ex).__name__}: {ex}") from ex
+        raise ValueError(f"could not load the {name} in {path}: {type(ex).__name__}: {ex}") from ex
     return net.to(device).eval()

@@ -23,7 +23,8 @@ def _voigt(stress: np.ndarray) -> np.ndarray:
 def write_predictions(path: str | Path, model, images, rows: list[dict]) -> Path:
     """Write ``rows`` (from :meth:`NEGNN.predict`) for ``images`` to ``path`` (``.csv`` or ``.db``).
 
-    CSV: graph models one row per structure (``id, formula, n_atoms, <target>``); site models one row per atom
+    CSV: graph models one row per structure (``id, formula, n_atoms, <target>`` and, for models with a standard
+    deviation, ``<target>_std``); site models one row per atom
     (``id, atom_index, symbol, <target>``); potentials ``id, formula, n_atoms, energy, energy_per_atom,
     stress_xx … stress_xy``. ASE db: each structure with the prediction as a key-value pair (per-atom values and
     forces as a ``SinglePointCalculator`` / ``data``), written to a temporary file and renamed into place.
@@ -31,6 +32,7 @@ def write_predictions(path: str | Path, model, images, rows: list[dict]) -> Path
     path = Path(path)
     ids = structure_ids(images)
     task, target = model.task, model.target
+    outputs = list(getattr(model, "outputs", (target,)))  # e.g. a kernel model's target and target_std
     if path.suffix.lower() == ".db":
         from ase.calculators.singlepoint import SinglePointCalculator
         from ase.db import connect
@@ -47,7 +49,7 @@ def write_predictions(path: str | Path, model, images, rows: list[dict]) -> Path
                     kv = {"structure_id": db_structure_id(sid)}
                     data = {}
                     if task == "graph":
-                        kv[target] = float(row[target])
+                        kv.update({name: float(row[name]) for name in outputs})
                     elif task == "site":
                         data[target] = np.asarray(row[target])
                     else:
@@ -62,9 +64,9 @@ def write_predictions(path: str | Path, model, images, rows: list[dict]) -> Path
     with atomic_open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         if task == "graph":
-            w.writerow(["id", "formula", "n_atoms", target])
+            w.writerow(["id", "formula", "n_atoms", *outputs])
             for sid, atoms, row in zip(ids, images, rows):
-                w.writerow([sid, atoms.get_chemical_formula(), len(atoms), f"{row[target]:.6g}"])
+                w.writerow([sid, atoms.get_chemical_formula(), len(atoms), *(f"{row[name]:.6g}" for name in outputs)])
         elif task == "site":
             w.writerow(["id", "atom_index", "symbol", target])
             for sid, atoms, row in zip(ids, images, rows):

@@ -42,23 +42,24 @@ def class_of(path: str | Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _named(cls_name: str) -> dict[str, Path]:
+def _named(cls_name: str | tuple[str, ...]) -> dict[str, Path]:
+    names = (cls_name,) if isinstance(cls_name, str) else tuple(cls_name)
     found: dict[str, Path] = {}
     for root in (bundled_root(), user_root()):  # user directories shadow bundled ones of the same name
         if root.is_dir():
             for p in sorted(root.iterdir()):
-                if p.is_dir() and class_of(p) == cls_name:
+                if p.is_dir() and class_of(p) in names:
                     found[p.name] = p
     return found
 
 
-def available(cls_name: str) -> list[str]:
-    """Names of the installed and bundled directories holding a ``cls_name``."""
+def available(cls_name: str | tuple[str, ...]) -> list[str]:
+    """Names of the installed and bundled directories holding a ``cls_name`` (or one of several)."""
     return sorted(_named(cls_name))
 
 
-def resolve(spec: str | Path, cls_name: str, kind: str = "model") -> Path:
-    """Directory of a name (installed or bundled ``cls_name``) or of a path.
+def resolve(spec: str | Path, cls_name: str | tuple[str, ...], kind: str = "model") -> Path:
+    """Directory of a name (installed or bundled ``cls_name``, or one of several) or of a path.
 
     Raises
     ------

@@ -18,7 +18,20 @@ from ase import Atoms
 
 from .io import atomic_open, db_structure_id, structure_id
 
-__all__ = ["iter_structures", "screen", "export_csv"]
+__all__ = ["ACQUISITIONS", "acquisition_scores", "export_csv", "iter_structures", "parse_rank", "ranks_lowest_first",
+           "screen"]
+
+#: Ranking of screened structures by a property's prediction and standard deviation (``--rank PROP:KIND``):
+#: kind -> (what it ranks first, whether it needs ``PROP_std``).
+ACQUISITIONS = {
+    "ucb": ("highest mean + κ·std (optimistic maximisation)", True),
+    "lcb": ("lowest mean − κ·std (optimistic minimisation)", True),
+    "std": ("highest std (most informative to label next)", True),
+    "max": ("highest mean", False),
+    "min": ("lowest mean", False),
+    "in": ("highest probability that the property lies in [low, high] (Gaussian)", True),
+}
+DEFAULT_KAPPA = 2.0
 
 #: Key-value names ASE's database reserves (they cannot be used for our results).
 _RESERVED = {"id", "unique_id", "ctime", "mtime", "user", "calculator", "energy", "natoms", "charge", "mass",
@@ -57,6 +70,65 @@ def iter_structures(source):
         raise ValueError(f"{path} holds no structures")
 
 
+def parse_rank(spec: str) -> dict:
+    """``"band_gap:ucb"``, ``"band_gap:ucb:1.5"`` (κ), ``"formation_energy_per_atom:lcb"``, ``"band_gap:std"``,
+    ``"band_gap:max"`` or ``"band_gap:in:1.0:2.0"`` → ``{"property", "kind", "kappa", "low", "high"}``.
+
+    Raises
+    ------
+    ValueError
+        An unknown kind, a missing or non-numeric parameter (the message lists the kinds).
+    """
+    parts = [p.strip() for p in str(spec).split(":")]
+    kinds = ", ".join(f"{k} ({v[0]})" for k, v in ACQUISITIONS.items())
+    if len(parts) < 2 or not parts[0] or parts[1] not in ACQUISITIONS:
+        raise ValueError(f"rank must be PROPERTY:KIND with KIND one of {kinds}; got {spec!r}")
+    out = {"property": parts[0], "kind": parts[1], "kappa": DEFAULT_KAPPA, "low": None, "high": None}
+    try:
+        if parts[1] == "in":
+            if len(parts) != 4:
+                raise ValueError
+            out["low"], out["high"] = float(parts[2]), float(parts[3])
+            if not out["low"] < out["high"]:
+                raise ValueError
+        elif len(parts) == 3 and parts[1] in ("ucb", "lcb"):
+            out["kappa"] = float(parts[2])
+        elif len(parts) != 2:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"bad rank {spec!r}: use PROPERTY:ucb[:KAPPA], PROPERTY:lcb[:KAPPA], PROPERTY:std, "
+                         "PROPERTY:max, PROPERTY:min or PROPERTY:in:LOW:HIGH (LOW < HIGH)") from None
+    return out
+
+
+def acquisition_scores(mean, std, rank: dict) -> np.ndarray:
+    """Values of the acquisition ``rank`` (from :func:`parse_rank`): ``mean ± κ·std``, ``std``, ``mean`` or the
+    window probability; NaN where the inputs are missing. ``lcb`` and ``min`` rank the lowest first, the others the
+    highest (:func:`ranks_lowest_first`)."""
+    from scipy.stats import norm
+
+    mean = np.asarray(mean, float)
+    std = np.asarray(std, float) if std is not None else np.full_like(mean, np.nan)
+    kind, kappa = rank["kind"], rank["kappa"]
+    if kind == "ucb":
+        return mean + kappa * std
+    if kind == "lcb":
+        return mean - kappa * std
+    if kind == "std":
+        return std
+    if kind == "max":
+        return mean
+    if kind == "min":
+        return mean
+    sd = np.clip(std, 1e-12, None)
+    return norm.cdf((rank["high"] - mean) / sd) - norm.cdf((rank["low"] - mean) / sd)
+
+
+def ranks_lowest_first(rank: dict) -> bool:
+    """Whether the acquisition ``rank`` puts its lowest values first (``lcb``, ``min``)."""
+    return rank["kind"] in ("lcb", "min")
+
+
 def _key(name: str) -> str:
     return f"pred_{name}" if name in _RESERVED else name
 
@@ -67,7 +139,7 @@ def _done_ids(db) -> set[str]:
 
 def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float = 0.05, steps: int = 300,
            cell: bool = True, optimizer: str = "FIRE", chunk_size: int = 64, csv_path: str | Path | None = None,
-           progress: bool = True, limit: int | None = None) -> dict:
+           progress: bool = True, limit: int | None = None, rank: str | None = None) -> dict:
     """Screen every structure of ``source`` with ``calculator`` and store the results in the ASE db ``out``.
 
     Parameters
@@ -86,6 +158,9 @@ def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float
         CSV export of the whole database (default ``out`` with ``.csv``), rewritten atomically at the end.
     limit : int, optional
         Stop after this many structures of ``source`` (counting skipped ones).
+    rank : str, optional
+        Order the CSV by an acquisition of one property (:func:`parse_rank`, e.g. ``"band_gap:ucb"``), with its
+        ``acquisition`` score and ``rank`` columns; the database keeps the input order.
 
     Returns
     -------
@@ -103,8 +178,16 @@ def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float
         raise ValueError("relax=True needs a calculator with a potential model")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     properties = list(calculator.property_models)
+    outputs = list(getattr(calculator, "model_outputs", properties))
+    ranking = parse_rank(rank) if rank else None
+    if ranking is not None:
+        if ranking["property"] not in calculator.property_models:
+            raise ValueError(f"rank: no model predicts {ranking['property']!r}; models: {properties}")
+        if ACQUISITIONS[ranking["kind"]][1] and f"{ranking['property']}_std" not in outputs:
+            raise ValueError(f"rank {rank!r} needs a standard deviation, but the {ranking['property']!r} model has "
+                             "none: train it with --method krr (or as an ensemble), or rank by :max / :min")
+    out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     n_new = n_skipped = n_errors = 0
     # SQLite's own transactions keep the file consistent and their locks die with the process; ASE's extra
@@ -152,7 +235,7 @@ def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float
         bar.update(len(chunk))
     bar.close()
     seconds = time.perf_counter() - t0
-    csv_out = export_csv(out, csv_path or out.with_suffix(".csv"), properties)
+    csv_out = export_csv(out, csv_path or out.with_suffix(".csv"), outputs, rank=ranking)
     return {"n_new": n_new, "n_skipped": n_skipped, "n_errors": n_errors, "seconds": round(seconds, 2),
             "structures_per_second": round(n_new / seconds, 2) if seconds > 0 else float("nan"), "csv": str(csv_out)}
 
@@ -200,8 +283,12 @@ def _evaluate(chunk, calculator, properties, relax, fmax, steps, cell, optimizer
     return sorted(out, key=lambda r: order[r[0]])
 
 
-def export_csv(db_path: str | Path, csv_path: str | Path, properties=None) -> Path:
-    """Write the screening database as CSV (one row per structure id), atomically."""
+def export_csv(db_path: str | Path, csv_path: str | Path, properties=None, rank: str | dict | None = None) -> Path:
+    """Write the screening database as CSV (one row per structure id), atomically.
+
+    With ``rank`` (:func:`parse_rank`'s spec or result) the rows are ordered by that acquisition, best first (rows
+    without a score, e.g. errors, last), with ``acquisition`` and ``rank`` columns.
+    """
     from ase.db import connect
 
     csv_path = Path(csv_path)
@@ -209,11 +296,26 @@ def export_csv(db_path: str | Path, csv_path: str | Path, properties=None) -> Pa
         rows = list(db.select())
     props = [_key(p) for p in (properties or [])]
     extra = sorted({k for r in rows for k in r.key_value_pairs} - {"structure_id", "status", "error", *props})
+    head = ["structure_id", "formula", "natoms", "status", *props, *extra, "error"]
+    table = [[kv.get("structure_id"), r.formula, r.natoms, kv.get("status"), *(kv.get(p, "") for p in props),
+              *(kv.get(k, "") for k in extra), kv.get("error", "")] for r in rows for kv in [r.key_value_pairs]]
+    if rank is not None:
+        rank = parse_rank(rank) if isinstance(rank, str) else rank
+        key = _key(rank["property"])
+
+        def num(kv, k):
+            v = kv.get(k)
+            return float(v) if isinstance(v, (int, float)) else np.nan
+
+        kvs = [r.key_value_pairs for r in rows]
+        scores = acquisition_scores([num(kv, key) for kv in kvs], [num(kv, key + "_std") for kv in kvs], rank)
+        sign = 1.0 if ranks_lowest_first(rank) else -1.0
+        order = sorted(range(len(table)), key=lambda i: (not np.isfinite(scores[i]), sign * np.nan_to_num(scores[i])))
+        head += ["acquisition", "rank"]
+        table = [table[i] + ([f"{scores[i]:.6g}", k + 1] if np.isfinite(scores[i]) else ["", ""])
+                 for k, i in enumerate(order)]
     with atomic_open(csv_path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["structure_id", "formula", "natoms", "status", *props, *extra, "error"])
-        for r in rows:
-            kv = r.key_value_pairs
-            w.writerow([kv.get("structure_id"), r.formula, r.natoms, kv.get("status"),
-                        *(kv.get(p, "") for p in props), *(kv.get(k, "") for k in extra), kv.get("error", "")])
+        w.writerow(head)
+        w.writerows(table)
     return csv_path

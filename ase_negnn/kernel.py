@@ -1,0 +1,478 @@
+"""SSMR kernel models: kernel ridge regression on the pretrained encoder's structure descriptor, read as a Gaussian
+process, so that every prediction carries a calibrated standard deviation.
+
+The model is the paper's SSMR + KRR (Kong et al.): features standardised, kernel ``exp(-γ d)`` with ``d`` the squared
+Euclidean (``rbf``) or the Manhattan (``laplacian``) distance, ridge ``α``, kernel, ``γ`` and ``α`` chosen on the
+paper's grid by **exact leave-one-out** CV (one eigendecomposition per kernel and ``γ``; every ``α`` and every held-out
+structure then costs a matrix-vector product). The targets are centred on their training mean.
+
+Read as a Gaussian process with prior covariance ``k`` and noise variance ``α`` (the same posterior mean as the
+kernel ridge), a new structure's predictive variance is ``v(x) = 1 + α - k*ᵀ (K + α I)⁻¹ k*`` in units of an unknown
+scale. Where the data are noisier than elsewhere (metals vs insulators for a gap), ``v`` alone ranks errors poorly,
+so the reported standard deviation is ``s · a(x) · sqrt(v(x))``: ``a`` is a second kernel ridge (same kernel, its
+own ``α``) fitted to the absolute leave-one-out z-scores ``|r_i| / sqrt(v_i)`` (exact leave-one-out residual ``r_i``
+and variance ``v_i = 1/[(K + αI)⁻¹]_ii``), and ``s`` makes ``calibration_level`` (default 90 %) of the leave-one-out
+residuals fall inside the Gaussian interval of that level, with ``a``'s own leave-one-out predictions (so no residual
+sets its own scale). No held-out labels are used.
+
+Beyond ``max_exact`` training structures (default 20,000), an exact model would hold and decompose an ``n × n``
+kernel; the fit then switches to a Nyström approximation (``n_basis`` landmark structures, Bayesian linear regression
+on the Nyström features: same grid, exact leave-one-out of the approximate model through its hat matrix, same
+calibration) and says so in the card.
+
+``KernelModel`` subclasses matgl's ``MatGLModel``: ``model.save(dir)`` writes matgl's layout atomically and both
+:func:`ase_negnn.models.load_model` and ``matgl.load_model(dir)`` return it. Its ``predict`` answers like a graph
+NEGNN plus a ``<target>_std`` entry, so the calculator, ``predict`` and ``screen`` use it like any property model.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from matgl.models._core import MatGLModel
+
+from .elements import MAX_Z
+from .encoder import CGCNNEncoder, load_graph_aware, save_atomic
+
+__all__ = ["ALPHAS", "GAMMAS", "KERNELS", "KernelModel", "calibrate_scale", "fit_kernel_model", "kernel_matrix",
+           "loo_grid_search", "train_kernel_model"]
+
+KERNELS = ("rbf", "laplacian")
+ALPHAS = np.logspace(-10, 0, 11)  # the paper's grid
+GAMMAS = np.logspace(-10, 0, 11)
+MAX_EXACT = 20_000
+N_BASIS = 2_000
+MIN_STRUCTURES = 10  # fewer cannot fit a grid of 242 points by leave-one-out meaningfully
+CALIBRATION_LEVEL = 0.9
+SCALE_ALPHAS = np.logspace(-3, 3, 13)  # ridge of the scale model (smoother than the mean's)
+SCALE_FLOOR = 0.05  # the scale model never goes below this fraction of its mean
+
+
+# --------------------------------------------------------------------------------------------------- kernels
+
+
+def distances(A: np.ndarray, B: np.ndarray | None, kernel: str) -> np.ndarray:
+    """Squared Euclidean (``rbf``) or Manhattan (``laplacian``) distances between the rows of ``A`` and ``B``."""
+    from sklearn.metrics.pairwise import euclidean_distances, manhattan_distances
+
+    if kernel == "rbf":
+        return euclidean_distances(A, B, squared=True)
+    if kernel == "laplacian":
+        return manhattan_distances(A, A if B is None else B)
+    raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+
+
+def kernel_matrix(A: np.ndarray, B: np.ndarray | None, kernel: str, gamma: float) -> np.ndarray:
+    """``exp(-γ d(a, b))``: scikit-learn's ``rbf`` and ``laplacian`` kernels."""
+    K = distances(A, B, kernel)
+    K *= -float(gamma)
+    np.exp(K, out=K)
+    return K
+
+
+def _eigh(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lam, V = np.linalg.eigh(K)
+    return np.clip(lam, 0.0, None), V
+
+
+# --------------------------------------------------------------------------------------------------- LOO search
+
+
+class _System:
+    """Kernel ridge of one kernel matrix, exact (``K = V Λ Vᵀ``) or Nyström (features ``Φ = K_nm P``), decomposed
+    once: every ``α`` then gives leave-one-out residuals and coefficients at the cost of matrix-vector products."""
+
+    def __init__(self, K: np.ndarray, Kmm: np.ndarray | None = None):
+        self.nystrom = Kmm is not None
+        if not self.nystrom:
+            self.lam, self.V = _eigh(K)
+            return
+        lam, U = _eigh(Kmm)
+        keep = lam > lam.max() * 1e-10
+        self.P = np.zeros_like(U)
+        self.P[:, keep] = U[:, keep] / np.sqrt(lam[keep])
+        phi = K @ self.P
+        self.s, self.W = _eigh(phi.T @ phi)
+        self.E = phi @ self.W
+        # the approximate kernel's prior variance φᵀφ falls short of k(x, x) = 1 away from the landmarks
+        self.prior_gap = np.clip(1.0 - np.einsum("ij,ij->i", phi, phi), 0.0, None)
+
+    def loo(self, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """Leave-one-out residuals ``y_i - ŷ_-i`` and unit-scale LOO predictive variances (``1/[(K + αI)⁻¹]_ii``;
+        Nyström: ``α / (1 - H_ii)`` with ``H`` the hat matrix, the same quantity for the approximate kernel, plus
+        the prior variance it misses, ``1 - φ_iᵀφ_i``)."""
+        if not self.nystrom:
+            inv = 1.0 / (self.lam + alpha)
+            c = self.V @ (inv * (self.V.T @ y))
+            g = (self.V * self.V) @ inv
+            return c / g, 1.0 / g
+        inv = 1.0 / (self.s + alpha)
+        h = (self.E * self.E) @ inv
+        fitted = self.E @ (inv * (self.E.T @ y))
+        one_minus = np.clip(1.0 - h, 1e-12, None)
+        return (y - fitted) / one_minus, alpha / one_minus + self.prior_gap
+
+    def coef(self, y: np.ndarray, alpha: float) -> np.ndarray:
+        """Coefficients ``c`` over the basis: prediction ``k(x, basis) · c``."""
+        if not self.nystrom:
+            return self.V @ ((self.V.T @ y) / (self.lam + alpha))
+        return self.P @ (self.W @ ((self.E.T @ y) / (self.s + alpha)))
+
+    def posterior(self, alpha: float) -> np.ndarray:
+        """Nyström only: ``M = P (I - α (ΦᵀΦ + αI)⁻¹) Pᵀ``, so that the variance is ``1 + α - k_mᵀ M k_m`` as for
+        the exact model (``α (1 + φᵀ(ΦᵀΦ + αI)⁻¹φ)`` of the Bayesian ridge plus the prior gap ``1 - φᵀφ``); with
+        every training point a landmark it is the exact ``(K + αI)⁻¹``."""
+        inner = np.eye(len(self.s)) - alpha * (self.W / (self.s + alpha)) @ self.W.T
+        return self.P @ inner @ self.P.T
+
+
+def loo_grid_search(X: np.ndarray, y: np.ndarray, kernels=KERNELS, alphas=ALPHAS, gammas=GAMMAS,
+                    basis: np.ndarray | None = None) -> dict:
+    """Exact leave-one-out mean absolute error of kernel ridge on the whole grid.
+
+    ``X`` are the (already standardised) features, ``y`` the (already centred) targets. With ``basis`` (rows of
+    ``X`` used as Nyström landmarks) the search is over the Nyström model instead of the exact one.
+
+    Returns
+    -------
+    dict
+        ``kernel``, ``gamma``, ``alpha``, ``cv_mae`` of the best point (ties keep the first in (kernel, γ, α)
+        order), ``scores`` ``{(kernel, γ, α): LOO MAE}``, and at the best point the LOO residuals ``loo_residuals``,
+        the unit-scale LOO predictive variances ``loo_variances`` and the decomposed ``system``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    scores: dict = {}
+    best = None
+    for kernel in kernels:
+        D = distances(X, basis, kernel)
+        Dmm = None if basis is None else distances(basis, None, kernel)
+        for gamma in gammas:
+            system = _System(np.exp(-float(gamma) * D), None if Dmm is None else np.exp(-float(gamma) * Dmm))
+            for a in alphas:
+                r, v = system.loo(y, float(a))
+                mae = float(np.mean(np.abs(r)))
+                key = (kernel, float(gamma), float(a))
+                scores[key] = mae
+                if np.isfinite(mae) and (best is None or mae < best[0]):
+                    best = (mae, key, r, v, system)
+    if best is None:
+        raise ValueError("no finite leave-one-out error on the grid (degenerate features or labels)")
+    mae, (kernel, gamma, alpha), r, v, system = best
+    return {"kernel": kernel, "gamma": gamma, "alpha": alpha, "cv_mae": mae, "scores": scores,
+            "loo_residuals": r, "loo_variances": v, "system": system}
+
+
+def calibrate_scale(residuals: np.ndarray, sigmas: np.ndarray, level: float = CALIBRATION_LEVEL) -> float:
+    """Scale ``s`` such that a fraction ``level`` of the leave-one-out ``|residual| / sigma`` lie within
+    ``s · z_level`` (``z_level`` the Gaussian two-sided quantile of ``level``)."""
+    from scipy.stats import norm
+
+    if not 0 < level < 1:
+        raise ValueError(f"calibration level must be in (0, 1), got {level!r}")
+    z = np.abs(np.asarray(residuals, float)) / np.clip(np.asarray(sigmas, float), 1e-300, None)
+    s = float(np.quantile(z, level) / norm.ppf(0.5 + level / 2))
+    if not np.isfinite(s) or s <= 0:
+        s = float(np.sqrt(np.mean(z * z))) or 1.0
+    return s
+
+
+def _scale_model(system: _System, z: np.ndarray) -> dict:
+    """Kernel ridge of ``|z|`` (leave-one-out z-scores) on the same kernel: where the model errs more than its
+    posterior says. ``α`` by leave-one-out MAE on ``SCALE_ALPHAS``; returns the coefficients, mean, floor and the
+    leave-one-out predictions (for an honest calibration)."""
+    t = np.abs(z)
+    mean = float(t.mean())
+    floor = SCALE_FLOOR * mean
+    best = None
+    for a in SCALE_ALPHAS:
+        r, _ = system.loo(t - mean, float(a))
+        mae = float(np.mean(np.abs(r)))
+        if best is None or mae < best[0]:
+            best = (mae, float(a), r)
+    _, alpha, r = best
+    return {"alpha": alpha, "mean": mean, "floor": floor, "coef": system.coef(t - mean, alpha),
+            "loo": np.clip(t - r, floor, None)}
+
+
+# --------------------------------------------------------------------------------------------------- model
+
+
+class KernelModel(MatGLModel):
+    """SSMR + kernel ridge with a calibrated predictive standard deviation (see the module docstring).
+
+    Built by :func:`fit_kernel_model`; the constructor only allocates the buffers that ``state.pt`` fills.
+
+    Parameters
+    ----------
+    encoder : CGCNNEncoder
+        The pretrained encoder whose SSMR the model reads (saved with the model).
+    target, units : str
+        Property name (the prediction's key; the standard deviation is ``<target>_std``) and its units.
+    layers, pooling
+        SSMR layer selection and pooling (``ase_negnn.descriptor.SSMR``).
+    kernel, gamma, alpha : the chosen kernel ridge hyper-parameters.
+    approximation : ``"exact"`` or ``"nystrom"``.
+    n_basis, n_features : rows of the stored basis (training structures or landmarks) and SSMR features.
+    """
+
+    task = "graph"
+    smooth = False
+
+    def __init__(self, encoder: CGCNNEncoder, target: str = "y", units: str = "", layers="all",
+                 pooling: str = "mean", kernel: str = "laplacian", gamma: float = 1e-3, alpha: float = 1e-3,
+                 approximation: str = "exact", n_basis: int = 1, n_features: int = 1):
+        super().__init__()
+        from .descriptor import parse_layers, parse_pooling
+
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        if approximation not in ("exact", "nystrom"):
+            raise ValueError(f"approximation must be 'exact' or 'nystrom', got {approximation!r}")
+        if isinstance(encoder, dict):
+            encoder = CGCNNEncoder(**encoder)
+        layers = parse_layers(layers, encoder.n_layers)
+        parse_pooling(pooling)
+        self.save_args(locals(), {"encoder": encoder, "layers": layers})
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.target, self.units, self.layers, self.pooling = str(target), str(units), layers, pooling
+        self.kernel, self.gamma, self.alpha = kernel, float(gamma), float(alpha)
+        self.approximation = approximation
+        n, d = int(n_basis), int(n_features)
+        f64 = torch.float64
+        self.register_buffer("basis", torch.zeros(n, d, dtype=f64))  # standardised SSMR of the basis structures
+        self.register_buffer("coef", torch.zeros(n, dtype=f64))  # mean = k(x, basis) · coef + target_mean
+        self.register_buffer("feature_mean", torch.zeros(d, dtype=f64))
+        self.register_buffer("feature_scale", torch.ones(d, dtype=f64))
+        self.register_buffer("target_mean", torch.zeros((), dtype=f64))
+        self.register_buffer("std_scale", torch.ones((), dtype=f64))  # calibrated s
+        self.register_buffer("scale_coef", torch.zeros(n, dtype=f64))  # a(x) = max(k(x, basis) · scale_coef + mean,
+        self.register_buffer("scale_mean", torch.ones((), dtype=f64))  #          floor)
+        self.register_buffer("scale_floor", torch.zeros((), dtype=f64))
+        # Nyström only: M of variance 1 + α - k_mᵀ M k_m; exact models rebuild M = (K + αI)⁻¹ from the basis on demand
+        self.register_buffer("posterior", torch.zeros((n, n) if approximation == "nystrom" else (0, 0), dtype=f64))
+        self.register_buffer("trained_elements", torch.ones(MAX_Z + 1, dtype=torch.bool))
+        self._descriptor = None
+        self._kinv = None
+
+    @property
+    def outputs(self) -> tuple[str, str]:
+        """The keys each prediction holds: the target and its standard deviation."""
+        return self.target, f"{self.target}_std"
+
+    @classmethod
+    def load(cls, path, **kwargs):
+        return load_graph_aware(cls, path, **kwargs)
+
+    def save(self, path: str | Path = ".", metadata: dict | None = None, makedirs: bool = True):
+        """Save atomically in matgl's layout (``model.pt``, ``state.pt``, ``model.json``) into directory ``path``."""
+        save_atomic(self, path, metadata)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._kinv = None
+
+    # -- element bookkeeping (as NEGNN) ------------------------------------------------------------------------
+    def set_trained_elements(self, numbers) -> None:
+        mask = torch.zeros(MAX_Z + 1, dtype=torch.bool)
+        mask[torch.as_tensor(sorted({int(z) for z in numbers}), dtype=torch.long)] = True
+        self.trained_elements.copy_(mask)
+
+    @property
+    def element_types(self) -> tuple[str, ...]:
+        from ase.data import chemical_symbols
+
+        return tuple(chemical_symbols[z] for z in torch.nonzero(self.trained_elements).flatten().tolist())
+
+    def unsupported_elements(self, numbers) -> list[str]:
+        """Symbols of ``numbers`` absent from the training structures (empty when training recorded none)."""
+        from ase.data import chemical_symbols
+
+        if bool(self.trained_elements.all()):
+            return []
+        return sorted({chemical_symbols[int(z)] for z in numbers if not bool(self.trained_elements[int(z)])})
+
+    # -- prediction --------------------------------------------------------------------------------------------
+    def descriptor(self):
+        """The SSMR this model reads (same encoder, layers and pooling as in training)."""
+        if self._descriptor is None:
+            from .descriptor import SSMR
+
+            self._descriptor = SSMR(layers=self.layers, model=self.encoder, pooling=self.pooling)
+        return self._descriptor
+
+    def features(self, structures, progress: bool = False) -> np.ndarray:
+        """Standardised SSMR of ``structures`` (rows), as the kernel sees them."""
+        X = self.descriptor().create(list(structures), progress=progress)
+        return (np.asarray(X, np.float64) - self.feature_mean.numpy()) / self.feature_scale.numpy()
+
+    def _posterior_inverse(self) -> np.ndarray:
+        if self._kinv is None:
+            B = self.basis.numpy()
+            lam, V = _eigh(kernel_matrix(B, None, self.kernel, self.gamma))
+            self._kinv = (V / (lam + self.alpha)) @ V.T
+        return self._kinv
+
+    def predict_features(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation for standardised features ``Xs``."""
+        K = kernel_matrix(np.atleast_2d(Xs), self.basis.numpy(), self.kernel, self.gamma)
+        mean = K @ self.coef.numpy() + float(self.target_mean)
+        M = self._posterior_inverse() if self.approximation == "exact" else self.posterior.numpy()
+        var = 1.0 + self.alpha - np.einsum("ij,jk,ik->i", K, M, K)
+        a = np.maximum(K @ self.scale_coef.numpy() + float(self.scale_mean), float(self.scale_floor))
+        return mean, float(self.std_scale) * a * np.sqrt(np.clip(var, 0.0, None))
+
+    def predict(self, structures, batch_size: int = 256, progress: bool = False, **kwargs) -> list[dict]:
+        """One dict per structure: ``{target: mean, target_std: standard deviation}`` (in ``units``)."""
+        structures = list(structures)
+        rows: list[dict] = []
+        for start in range(0, len(structures), max(1, int(batch_size))):
+            mean, std = self.predict_features(self.features(structures[start : start + batch_size], progress))
+            rows.extend({self.target: float(m), f"{self.target}_std": float(s)} for m, s in zip(mean, std))
+        return rows
+
+    def forward(self, structures):  # matgl models are modules; the numbers come from predict()
+        return torch.as_tensor([r[self.target] for r in self.predict(structures)])
+
+    def predict_structure(self, structure, *args, **kwargs) -> torch.Tensor:
+        """matgl's single-structure entry point: the predicted mean."""
+        return torch.as_tensor(self.predict([structure])[0][self.target])
+
+
+# --------------------------------------------------------------------------------------------------- fitting
+
+
+def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target: str, units: str = "",
+                     layers="all", pooling: str = "mean", kernels=KERNELS, alphas=ALPHAS, gammas=GAMMAS,
+                     max_exact: int = MAX_EXACT, n_basis: int = N_BASIS, calibration_level: float = CALIBRATION_LEVEL,
+                     seed: int = 0, numbers=None) -> tuple[KernelModel, dict]:
+    """Fit a :class:`KernelModel` on SSMR rows ``X`` (raw, as ``SSMR.create`` returns them) and labels ``y``.
+
+    Returns the model and a report: the chosen hyper-parameters, LOO MAE, calibration scale and LOO coverage of the
+    68 % / 90 % intervals, whether the Nyström approximation was used, and the fit time.
+
+    Raises
+    ------
+    ValueError
+        Fewer than ``MIN_STRUCTURES`` structures, NaN/inf features or labels, or mismatched lengths.
+    """
+    t0 = time.perf_counter()
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if X.ndim != 2 or len(X) != len(y):
+        raise ValueError(f"need one SSMR row per label: X has shape {X.shape}, y has {len(y)} values")
+    if len(y) < MIN_STRUCTURES:
+        raise ValueError(f"kernel ridge with leave-one-out model selection needs at least {MIN_STRUCTURES} labelled "
+                         f"structures, got {len(y)}")
+    if not np.isfinite(y).all():
+        raise ValueError(f"{int((~np.isfinite(y)).sum())} label(s) are NaN/inf")
+    if not np.isfinite(X).all():
+        raise ValueError("the SSMR of some structures is NaN/inf")
+    mu, sd = X.mean(axis=0), X.std(axis=0)
+    sd[sd == 0] = 1.0  # constant columns, as StandardScaler
+    Xs = (X - mu) / sd
+    y_mean = float(y.mean())
+    yc = y - y_mean
+    nystrom = len(y) > max_exact
+    basis_idx = None
+    if nystrom:
+        basis_idx = np.sort(np.random.default_rng(seed).choice(len(y), min(n_basis, len(y)), replace=False))
+    res = loo_grid_search(Xs, yc, kernels, alphas, gammas, basis=None if basis_idx is None else Xs[basis_idx])
+    kernel, gamma, alpha, system = res["kernel"], res["gamma"], res["alpha"], res["system"]
+    r, v = res["loo_residuals"], res["loo_variances"]
+    scale = _scale_model(system, r / np.sqrt(v))
+    s = calibrate_scale(r, scale["loo"] * np.sqrt(v), calibration_level)
+    B = Xs if basis_idx is None else Xs[basis_idx]
+    model = KernelModel(encoder, target=target, units=units, layers=layers, pooling=pooling, kernel=kernel,
+                        gamma=gamma, alpha=alpha, approximation="nystrom" if nystrom else "exact",
+                        n_basis=len(B), n_features=X.shape[1])
+    with torch.no_grad():
+        for name, value in (("basis", B), ("coef", system.coef(yc, alpha)), ("feature_mean", mu),
+                            ("feature_scale", sd), ("scale_coef", scale["coef"])):
+            getattr(model, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
+        model.target_mean.fill_(y_mean)
+        model.std_scale.fill_(s)
+        model.scale_mean.fill_(scale["mean"])
+        model.scale_floor.fill_(scale["floor"])
+        if nystrom:
+            model.posterior.copy_(torch.from_numpy(system.posterior(alpha)))
+    if numbers is not None:
+        model.set_trained_elements(numbers)
+    z = np.abs(r) / (s * scale["loo"] * np.sqrt(v))
+    report = {"kernel": kernel, "gamma": gamma, "alpha": alpha, "loo_mae": res["cv_mae"], "std_scale": s,
+              "scale_alpha": scale["alpha"], "calibration_level": calibration_level,
+              "loo_coverage_68": float(np.mean(z <= 1.0)), "loo_coverage_90": float(np.mean(z <= 1.6448536269514722)),
+              "approximation": "nystrom" if nystrom else "exact", "n_basis": len(B), "n_train": len(y),
+              "grid": {"kernels": list(kernels), "alphas": [float(a) for a in alphas],
+                       "gammas": [float(g) for g in gammas]},
+              "fit_seconds": round(time.perf_counter() - t0, 2)}
+    return model, report
+
+
+def train_kernel_model(data, target: str, out: str | Path, *, encoder="default", layers="all", pooling: str = "mean",
+                       units: str = "", split="0.8,0.1,0.1", seed: int = 0, test_data=None, labels_csv=None,
+                       id_column: str | None = None, max_exact: int = MAX_EXACT, n_basis: int = N_BASIS,
+                       calibration_level: float = CALIBRATION_LEVEL, progress: bool = False) -> dict:
+    """Fit an SSMR kernel model on labelled structures and save it as ``out/model`` (+ ``out/card.json``).
+
+    The split is :func:`ase_negnn.training.split_three`'s for the same ``split`` and ``seed`` (so NEGNN and kernel
+    models trained on one file share a test set); the kernel model fits on training + validation structures
+    (leave-one-out replaces the validation set) and reports test MAE, RMSE, R², interval coverage and the
+    Spearman correlation of |error| with the predicted standard deviation. ``test_data`` replaces the test part
+    (``split`` then has two fractions, both fitted on).
+    """
+    from .data import read_structures
+    from .io import structure_ids, write_json_atomic
+    from .labels import extract_labels
+    from .metrics import regression_metrics, uncertainty_metrics
+    from .pretrained import load_encoder
+    from .splits import split_three
+
+    out = Path(out)
+    t0 = time.perf_counter()
+    images = read_structures(data)
+    n_main = len(images)
+    if test_data is not None:
+        images = images + read_structures(test_data)
+    labels = extract_labels(images, target, "graph", labels_csv, id_column)
+    y = np.asarray(labels.y, dtype=float)
+    with_test = test_data is None
+    tr, va, te = split_three(n_main, split, seed, with_test)
+    fit_idx = np.sort(np.concatenate([tr, va]))
+    test_idx = te if with_test else np.arange(n_main, len(images))
+    enc = encoder if isinstance(encoder, CGCNNEncoder) else load_encoder(encoder)
+    from .descriptor import SSMR
+
+    X = SSMR(layers=layers, model=enc, pooling=pooling).create(images, progress=progress)
+    numbers = {int(z) for i in fit_idx for z in images[i].numbers}
+    model, report = fit_kernel_model(X[fit_idx], y[fit_idx], enc, target, units, layers, pooling,
+                                     max_exact=max_exact, n_basis=n_basis, calibration_level=calibration_level,
+                                     seed=seed, numbers=numbers)
+    Xs = (X[test_idx] - model.feature_mean.numpy()) / model.feature_scale.numpy()
+    mean, std = model.predict_features(Xs)
+    card = {"model": "KernelModel", "method": "krr", "target": target, "units": units, "task": "graph",
+            "data": str(data) if isinstance(data, (str, Path)) else "in-memory structures",
+            "test_data": str(test_data) if test_data is not None else None, "split": str(split), "seed": seed,
+            "encoder": str(encoder) if not isinstance(encoder, CGCNNEncoder) else "instance",
+            "layers": list(model.layers), "pooling": pooling, "n_train": int(len(fit_idx)),
+            "n_test": int(len(test_idx)), **{k: v for k, v in report.items() if k != "grid"}, "grid": report["grid"],
+            "test_metrics": regression_metrics(mean, y[test_idx]),
+            "test_uncertainty": uncertainty_metrics(mean, std, y[test_idx]),
+            "elements": list(model.element_types), "seconds": round(time.perf_counter() - t0, 1)}
+    ids = structure_ids(images)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model", metadata={"card": "card.json"})
+    write_json_atomic(card, out / "card.json")
+    from .io import atomic_open
+
+    with atomic_open(out / "test_predictions.csv", "w", newline="") as fh:
+        import csv
+
+        w = csv.writer(fh)
+        w.writerow(["id", target, f"{target}_pred", f"{target}_std"])
+        for i, m, s in zip(test_idx, mean, std):
+            w.writerow([ids[i], f"{y[i]:.6g}", f"{m:.6g}", f"{s:.6g}"])
+    return card
