@@ -169,11 +169,14 @@ def main(argv=None):
 
         variants = (  # (row name, run directory, training structures, test structures, extra train() arguments)
             ("NEGNN site head (ours, frozen encoder; all atoms, 0 on non-magnetic)", args.run_dir,
-             [structures[m] for m in sorted(train_ids)], test_atoms, {}),
+             [structures[m] for m in sorted(train_ids)], test_atoms, {"freeze_encoder": True}),
             ("NEGNN site head (ours, frozen encoder; labelled sites only, masked loss)",
              args.run_dir.with_name(args.run_dir.name + "-masked"),
              [masked(structures[m], m) for m in sorted(train_ids)], [masked(structures[m], m) for m in test_struct],
-             {"allow_missing_sites": True}),
+             {"allow_missing_sites": True, "freeze_encoder": True}),
+            ("NEGNN site head (ours, encoder fine-tuned = default train; all atoms, 0 on non-magnetic)",
+             args.run_dir.with_name(args.run_dir.name + "-finetune"),
+             [structures[m] for m in sorted(train_ids)], test_atoms, {"freeze_encoder": False}),
         )
         for name, run_dir, train_atoms, test_data, extra in variants:
             t0 = time.perf_counter()

@@ -32,6 +32,12 @@ import _paper as P  # noqa: E402
 from _report import report_header, save_figure, write_markdown  # noqa: E402
 
 
+def _graph_text(encoder) -> str:
+    width = getattr(encoder, "smooth_width", None)
+    return (f"12 nearest neighbours weighted by a smooth step of width {width} Å (continuous)" if width
+            else "the 12 nearest neighbours and ties (the paper's hard graph)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -97,7 +103,8 @@ def main(argv=None):
               "- structures per property: " + ", ".join(f"{p} {len(joined[p][0])}" for p in props)
               + (f" (first {args.limit} joined of each, 80/20 within them)" if args.limit else ""),
               "- layer 0 = element embedding only (no neighbours); layer k = k graph convolutions (k-hop "
-              "neighbourhood of the 12-nearest-neighbour graph)", ""]
+              "neighbourhood of the encoder's crystal graph: " + "; ".join(
+                  f"`{n}` {_graph_text(encs[n])}" for n in names) + ")", ""]
     for name in names:
         lines += [f"## encoder `{name}`", "",
                   "| layers | " + " | ".join(f"{P.PROPERTIES[p][0]} test (CV)" for p in props) + " |",
