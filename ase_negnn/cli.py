@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import click
@@ -156,7 +157,7 @@ def install_cmd(source, name, package):
     from . import registry
 
     try:
-        if registry.class_of(source) in ("NEGNN", "KernelModel"):
+        if registry.class_of(source) in ("NEGNN", "KernelModel", "NEGNNEnsemble"):
             from .models import load_model
 
             load_model(source)  # refuse to install something that does not load
@@ -180,6 +181,9 @@ def install_cmd(source, name, package):
 @click.option("--method", type=click.Choice(["negnn", "krr"]), default="negnn", show_default=True,
               help="negnn: a GNN on the encoder's SSAR; krr: SSMR + kernel ridge with a calibrated standard deviation "
                    "(<target>_std), hyper-parameters by exact leave-one-out; seconds, best on small data.")
+@click.option("--ensemble", type=click.IntRange(min=2), default=None, metavar="N",
+              help="Graph task: train N NEGNNs with different initialisations on one split (OUT/members/k) and save "
+                   "their ensemble as OUT/model: mean and a <target>_std calibrated on the validation split.")
 @click.option("--labels", "labels_csv", type=click.Path(exists=True, path_type=Path), default=None,
               help="CSV with an id column (id, mp_id, material_id) and a TARGET column, joined to structure ids.")
 @click.option("--id-column", default=None, help="Id column of --labels [default: first of id, mp_id, material_id].")
@@ -227,7 +231,7 @@ def install_cmd(source, name, package):
 @click.option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True, help="Nodes for multi-node DDP.")
 @click.option("--no-progress", is_flag=True, help="Disable progress bars.")
 @click.pass_context
-def train_cmd(ctx, data, target, task, method, labels_csv, id_column, out, split, seed, max_epochs, early_stopping, from_scratch,
+def train_cmd(ctx, data, target, task, method, ensemble, labels_csv, id_column, out, split, seed, max_epochs, early_stopping, from_scratch,
               encoder, layers, freeze_encoder, fine_tune, n_conv, width, pooling, cutoff, nonnegative, units, batch_size, lr, energy_weight,
               force_weight, stress_weight, max_train, allow_missing_sites, test_data, resume, cache_dir, accelerator, devices, strategy, num_nodes, no_progress):
     """Train a NEGNN (default) or an SSMR kernel model (--method krr) on labelled structures; writes the model and
@@ -242,6 +246,8 @@ def train_cmd(ctx, data, target, task, method, labels_csv, id_column, out, split
       ase-negnn train --data Si_training.extxyz --test-data Si_test.extxyz --split 0.9,0.1 \\
                       --task potential --target energy --out runs/si
     """
+    if method == "krr" and ensemble:
+        raise click.UsageError("--ensemble trains NEGNNs; a kernel model (--method krr) has its own std")
     if method == "krr":
         _train_krr(ctx, data, target, task, labels_csv, id_column, out, split, seed, encoder, layers, pooling, units,
                    test_data, no_progress)
@@ -253,6 +259,12 @@ def train_cmd(ctx, data, target, task, method, labels_csv, id_column, out, split
                    "paper's frozen NEGNN", err=True)
     if fine_tune and freeze_encoder:
         raise click.UsageError("--fine-tune and --freeze-encoder contradict each other")
+    if ensemble:
+        from .ensemble import train_ensemble
+
+        if task != "graph":
+            raise click.UsageError(f"--ensemble is for graph-task property models, not --task {task}")
+        run = partial(train_ensemble, n_members=ensemble)
     try:
         card = run(data, target, task=task, out=out, split=split, seed=seed, max_epochs=max_epochs,
                    early_stopping=early_stopping, from_scratch=from_scratch, encoder=encoder, layers=layers,
@@ -267,6 +279,10 @@ def train_cmd(ctx, data, target, task, method, labels_csv, id_column, out, split
     if not card:  # a DDP worker process: rank 0 reports
         return
     click.echo(f"model written to {out / 'model'}; test: {format_metrics(card['test_metrics'], card.get('units'))}")
+    if ensemble:
+        u = card["test_uncertainty"]
+        click.echo(f"ensemble of {ensemble}: {target}_std covers {100 * u['coverage_68']:.0f} % (68 % interval) and "
+                   f"{100 * u['coverage_90']:.0f} % (90 %) of the test targets, Spearman(|error|, std) {u['spearman']:.2f}")
 
 
 #: train options that only a NEGNN uses (refused with --method krr rather than silently ignored)

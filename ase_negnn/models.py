@@ -45,7 +45,11 @@ def cosine_envelope(distances: torch.Tensor, cutoff: float) -> torch.Tensor:
 def _resolve_encoder(encoder) -> CGCNNEncoder:
     if isinstance(encoder, CGCNNEncoder):
         return copy.deepcopy(encoder)  # never freeze, fine-tune or move the caller's instance
-    if isinstance(encoder, dict):  # an init-args dict (e.g. written by hand)
+    if isinstance(encoder, dict):  # an init-args dict (e.g. written by hand), or matgl's nested form of one
+        if "init_args" in encoder and "@class" in encoder:  # a NEGNN saved inside another model (an ensemble)
+            if encoder["@class"] != "CGCNNEncoder":
+                raise ValueError(f"encoder must be a CGCNNEncoder, got a saved {encoder['@class']}")
+            return CGCNNEncoder(**{"smooth_width": None, **encoder["init_args"]})
         return CGCNNEncoder(**encoder)
     from .pretrained import load_encoder
 
@@ -389,7 +393,7 @@ class NEGNN(MatGLModel):
 
 
 # -- bundled and installed models (ase_negnn.registry) ---------------------------------------------------------
-MODEL_CLASSES = ("NEGNN", "KernelModel")
+MODEL_CLASSES = ("NEGNN", "KernelModel", "NEGNNEnsemble")
 
 
 def available_models() -> list[str]:
@@ -407,30 +411,32 @@ def model_card(model: str | Path) -> dict:
 
 
 def load_model(model, device: str | torch.device = "cpu"):
-    """Load a property model or potential (bundled name or directory) in evaluation mode: a :class:`NEGNN`, or a
-    :class:`ase_negnn.kernel.KernelModel` (SSMR kernel ridge with standard deviations). Weights are read with
-    ``weights_only=True``.
+    """Load a property model or potential (bundled name or directory) in evaluation mode: a :class:`NEGNN`, a
+    :class:`ase_negnn.kernel.KernelModel` (SSMR kernel ridge) or an :class:`ase_negnn.ensemble.NEGNNEnsemble` (the
+    last two with standard deviations). Weights are read with ``weights_only=True``.
 
     Raises
     ------
     FileNotFoundError, ValueError
         Missing directory, unknown name, or a directory that holds neither (the message says what it holds).
     """
+    from .ensemble import NEGNNEnsemble
     from .kernel import KernelModel
 
-    if isinstance(model, (NEGNN, KernelModel)):
+    if isinstance(model, (NEGNN, KernelModel, NEGNNEnsemble)):
         return model.to(device).eval()
     path = _model_path(model)
     missing = [f for f in registry.MODEL_FILES if not (path / f).exists()]
     if missing:
         raise FileNotFoundError(f"{path} is not a saved model: missing {missing}")
     name = registry.class_of(path)
-    classes = {"NEGNN": NEGNN, "KernelModel": KernelModel}
+    classes = {"NEGNN": NEGNN, "KernelModel": KernelModel, "NEGNNEnsemble": NEGNNEnsemble}
     if name not in classes:
-        raise ValueError(f"{path} holds a {name or 'unreadable model.json'}, not a NEGNN or KernelModel")
+        raise ValueError(f"{path} holds a {name or 'unreadable model.json'}, not a {', '.join(MODEL_CLASSES)}")
     cls = classes[name]
     try:  # before matgl builds anything from model.pt
-        check_saved_model(path, cls, frozenset({"ase_negnn.encoder.CGCNNEncoder"}))
+        check_saved_model(path, cls, frozenset({"ase_negnn.encoder.CGCNNEncoder", "ase_negnn.models.NEGNN"}
+                                               if cls is NEGNNEnsemble else {"ase_negnn.encoder.CGCNNEncoder"}))
     except ValueError as ex:
         raise ValueError(f"could not load the {name} in {path}: {ex}") from ex
     try:

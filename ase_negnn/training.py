@@ -255,6 +255,7 @@ def train(
     progress: bool = True,
     plot: bool = True,
     nonnegative: bool = False,
+    init_seed: int | None = None,
 ) -> dict:
     """Train a NEGNN and write the run to ``out``.
 
@@ -286,6 +287,9 @@ def train(
         (see :func:`~ase_negnn.labels.extract_labels`).
     resume : bool
         Continue from ``out/checkpoints/last.ckpt``.
+    init_seed : int, optional
+        Seed of the initialisation and batch order when it should differ from the split's ``seed`` (ensemble
+        members share a split); default ``seed``.
     accelerator, devices, strategy, num_nodes
         Passed to ``lightning.Trainer``: several GPUs or nodes (or CPU processes) use Lightning DDP unchanged
         (``devices=2, strategy="ddp"``); rank 0 alone evaluates and writes, the other ranks return ``{}``.
@@ -312,7 +316,7 @@ def train(
         images = images + read_structures(test_data)
     labels = extract_labels(images, target, task, labels_csv, id_column, allow_missing_sites)
     split_three(n_main, split, seed, with_test)  # fail on an empty split before building anything
-    L.seed_everything(seed, workers=True, verbose=False)
+    L.seed_everything(seed if init_seed is None else init_seed, workers=True, verbose=False)
     model = NEGNN(encoder=encoder, task=task, target=target, units=units, layers=layers,
                   freeze_encoder=freeze_encoder, from_scratch=from_scratch, n_conv=n_conv, width=width,
                   pooling=pooling, cutoff=cutoff, nonnegative=nonnegative)
@@ -383,6 +387,7 @@ def train(
         "split": list(parse_split(split, with_test)),
         "test_data": str(test_data) if isinstance(test_data, (str, Path)) else None,
         "seed": seed,
+        "init_seed": seed if init_seed is None else init_seed,
         "n_train": len(train_idx),
         "n_validation": len(val_idx),
         "n_test": len(test_idx),
