@@ -1,0 +1,426 @@
+"""Calibration of the SSMR kernel models' standard deviation (issue 19), and active learning with it.
+
+What it measures
+----------------
+For the paper's four sets (formation energy, HSE gap, log10 K, log10 G; joined with mp36k as ``paper_krr.py``) and the
+MAGNDATA transition temperatures (``paper/mag.csv`` joined with the MAGNDATA structures as ``paper_magnetism.py``):
+``ase_negnn.kernel.fit_kernel_model`` on SSMR (bundled encoder, layers 0-5, mean pooling) of an 80 % split, scored on
+the other 20 %, for ``--seeds`` random splits (``train_test_split(test_size=0.2, random_state=seed)``; the design of the
+standard deviation — scale model, 90 % calibration level — was chosen on seed 0 of the four paper sets, so the default
+seeds are 1, 2, 3):
+
+* test MAE, and the MAE of the benchmarks' own SSMR + KRR (``_paper.krr_evaluate``: scikit-learn's
+  ``StandardScaler + KernelRidge`` on uncentred labels, same grid and exact LOO) on the same split — the ratio must be
+  at most 5 % worse (``MAE / benchmark`` ≤ 1.05; below 1 = better, e.g. from centring the labels);
+* coverage of the 68.3 % and 90 % Gaussian intervals (targets 60-76 % and 85-95 %), Spearman correlation of |error|
+  with the predicted std (target > 0.3), mean Gaussian NLL, fit time;
+* a reliability diagram: observed coverage of the central interval against its nominal level.
+
+Active learning (``--al-targets``, default formation energy and HSE gap): from the training split of seed ``s``,
+start with 100 random labels, then add 50 per round — the 50 pool structures of largest predicted std (``std``, the
+acquisition ``screen --rank PROP:std`` ranks by), the same chosen greedily with the Gaussian process conditioned on each
+pick (``std-batch``, so that a batch spreads out), or 50 at random — refit (full grid) and score on the fixed test
+split, up to ``--al-max`` labels. Target: an acquisition reaches random sampling's final MAE with ≤ 70 % of its labels
+on at least one of the two properties.
+
+NEGNN deep ensembles (``--ensemble-sets``; ``ase_negnn.ensemble.train_ensemble`` = ``train --ensemble``) are compared
+with the kernel model on one shared split (members need a validation split: ``split_three(n, "0.8,0.1,0.1", seed)``).
+
+Usage::
+
+    python benchmarks/krr_uncertainty.py --data ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _paper as P
+from _report import report_header, save_figure, write_markdown
+
+SETS = {**{k: v for k, v in P.PROPERTIES.items()}, "tc": ("MAGNDATA transition temperature", "K")}
+TARGETS = {"coverage_68": (0.60, 0.76), "coverage_90": (0.85, 0.95), "spearman": (0.3, None),
+           "mae_ratio": (None, 1.05)}  # MAE / benchmark KRR: at most 5 % worse (lower is better)
+STRATEGIES = {"std": "largest std first (screen --rank PROP:std)",
+              "std-batch": "largest std, greedy batch (GP conditioned on each pick)", "random": "random"}
+LEVELS = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.683, 0.8, 0.9, 0.95, 0.99])
+
+
+class _Lazy(dict):
+    """id → Atoms, read from the mp36k index only when a descriptor is not cached."""
+
+    def __init__(self, mp36k, rows: dict):
+        super().__init__()
+        self.mp36k, self.rows = mp36k, rows
+
+    def __missing__(self, key):
+        value = self[key] = self.mp36k.atoms(self.rows[key])
+        return value
+
+
+def load_sets(data: Path, names: list[str], encoder, log=print) -> dict:
+    """name -> (ids, X (SSMR layers 0-5 mean), y)."""
+    from paper_label_efficiency import MP36k
+
+    out = {}
+    paper = [n for n in names if n in P.PROPERTIES]
+    if paper:
+        mp = MP36k(data)
+        rows = {i: k for k, i in enumerate(mp.ids)}
+        structures = _Lazy(mp, rows)
+        for name in paper:
+            labels = P.read_label_csv(data / "paper" / f"{name}.csv")
+            ids = [i for i in labels if i in rows]
+            X = P.ssmr_all_layers(encoder, "ours", "mean", structures, ids, log=log)
+            out[name] = (ids, X, np.array([labels[i] for i in ids]))
+    if "tc" in names:
+        from paper_magnetism import extract_mcifs, read_structures
+
+        temps = P.read_label_csv(data / "paper" / "mag.csv")
+        temp_ids = {k: k.split("_")[0] for k in temps}
+        structures, _ = read_structures(extract_mcifs(data), set(temp_ids.values()))
+        keys = [k for k in temps if temp_ids[k] in structures]
+        by_key = {k: structures[temp_ids[k]] for k in keys}
+        X = P.ssmr_all_layers(encoder, "ours-magndata", "mean", by_key, keys, log=log)
+        out["tc"] = (keys, X, np.array([temps[k] for k in keys]))
+    return out
+
+
+def coverage_curve(mean, std, y) -> np.ndarray:
+    from scipy.stats import norm
+
+    z = np.abs(mean - y) / np.clip(std, 1e-300, None)
+    return np.array([np.mean(z <= norm.ppf(0.5 + lv / 2)) for lv in LEVELS])
+
+
+def calibration(sets: dict, seeds: list[int], encoder, log=print) -> list[dict]:
+    from ase_negnn.kernel import fit_kernel_model
+    from ase_negnn.metrics import uncertainty_metrics
+
+    rows = []
+    for name, (ids, X, y) in sets.items():
+        for seed in seeds:
+            tr, te = P.split_80_20(len(ids), seed)
+            model, rep = fit_kernel_model(X[tr], y[tr], encoder, name)
+            Xs = (X[te] - model.feature_mean.numpy()) / model.feature_scale.numpy()
+            mean, std = model.predict_features(Xs)
+            m = uncertainty_metrics(mean, std, y[te])
+            ref = P.krr_evaluate(X, y, tr, te, cv="loo")
+            mae = float(np.mean(np.abs(mean - y[te])))
+            row = {"set": name, "seed": seed, "n_train": len(tr), "n_test": len(te), "test_mae": mae,
+                   "benchmark_krr_mae": ref["test_mae"], "mae_ratio": mae / ref["test_mae"],
+                   **{k: m[k] for k in ("coverage_68", "coverage_90", "spearman", "nll", "mean_std")},
+                   "loo_coverage_68": rep["loo_coverage_68"], "loo_coverage_90": rep["loo_coverage_90"],
+                   "kernel": rep["kernel"], "gamma": rep["gamma"], "alpha": rep["alpha"], "fit_seconds": rep["fit_seconds"],
+                   "curve": coverage_curve(mean, std, y[te])}
+            rows.append(row)
+            log(f"  {name} seed {seed}: MAE {mae:.4g} (benchmark KRR {ref['test_mae']:.4g}), coverage "
+                f"{m['coverage_68']:.3f} / {m['coverage_90']:.3f}, Spearman {m['spearman']:.3f}, "
+                f"fit {rep['fit_seconds']:.0f} s")
+    return rows
+
+
+def greedy_batch(model, Xs_pool: np.ndarray, k: int) -> np.ndarray:
+    """``k`` pool rows chosen one by one by the largest std, each choice conditioning the Gaussian process on a
+    (noisy) observation there before the next: a batch that does not pile up in one uncertain corner. The posterior
+    variance needs no labels, so this is exact for the model's kernel; the scale model ``a(x)`` stays fixed."""
+    from ase_negnn.kernel import kernel_matrix
+
+    B = model.basis.numpy()
+    Kpb = kernel_matrix(Xs_pool, B, model.kernel, model.gamma)
+    A = Kpb @ model._posterior_inverse()
+    vf = 1.0 - np.einsum("ij,ij->i", A, Kpb)  # latent posterior variance
+    a = np.maximum(Kpb @ model.scale_coef.numpy() + float(model.scale_mean), float(model.scale_floor))
+    alpha, cols, picked = model.alpha, [], []
+    for _ in range(min(k, len(Xs_pool))):
+        score = a * np.sqrt(np.clip(vf, 0.0, None) + alpha)
+        score[picked] = -np.inf
+        p = int(np.argmax(score))
+        c = kernel_matrix(Xs_pool, Xs_pool[p : p + 1], model.kernel, model.gamma)[:, 0] - A @ Kpb[p]
+        for ci, di in cols:
+            c -= ci * ci[p] / di
+        d = max(vf[p], 0.0) + alpha
+        vf -= c * c / d
+        cols.append((c, d))
+        picked.append(p)
+    return np.array(picked)
+
+
+def active_learning(name, ids, X, y, seed, encoder, start, step, max_labels, log=print) -> list[dict]:
+    from ase_negnn.kernel import fit_kernel_model
+
+    tr, te = P.split_80_20(len(ids), seed)
+    rows = []
+    for strategy in STRATEGIES:
+        rng = np.random.default_rng(1000 + seed)
+        chosen = list(rng.choice(tr, start, replace=False))
+        while True:
+            model, _ = fit_kernel_model(X[chosen], y[chosen], encoder, name)
+            mean, _ = model.predict_features((X[te] - model.feature_mean.numpy()) / model.feature_scale.numpy())
+            rows.append({"set": name, "seed": seed, "strategy": strategy, "n_labels": len(chosen),
+                         "test_mae": float(np.mean(np.abs(mean - y[te])))})
+            if len(chosen) >= max_labels:
+                break
+            pool = np.setdiff1d(tr, chosen)
+            Xs_pool = (X[pool] - model.feature_mean.numpy()) / model.feature_scale.numpy()
+            if strategy == "std":
+                _, std = model.predict_features(Xs_pool)
+                new = pool[np.argsort(-std, kind="stable")[:step]]
+            elif strategy == "std-batch":
+                new = pool[greedy_batch(model, Xs_pool, step)]
+            else:
+                new = rng.choice(pool, step, replace=False)
+            chosen.extend(int(i) for i in new)
+        log(f"  AL {name} seed {seed} {strategy}: MAE {rows[-1]['test_mae']:.4g} at {rows[-1]['n_labels']} labels")
+    return rows
+
+
+def ensembles(args, sets: dict, names: list[str], encoder, log=print) -> list[dict]:
+    """NEGNN deep ensembles (``train_ensemble``, default settings but ``--ensemble-epochs``) next to the kernel model on
+    the same split: ``split_three(n, "0.8,0.1,0.1", seed)``; the kernel model fits on train + validation."""
+    from paper_label_efficiency import MP36k
+
+    from ase_negnn.ensemble import train_ensemble
+    from ase_negnn.kernel import fit_kernel_model
+    from ase_negnn.metrics import regression_metrics, uncertainty_metrics
+    from ase_negnn.splits import split_three
+
+    mp = MP36k(args.data)
+    rows_of = {i: k for k, i in enumerate(mp.ids)}
+    out = []
+    for name in names:
+        ids, X, y = sets[name]
+        images = []
+        for i, v in zip(ids, y):
+            a = mp.atoms(rows_of[i])
+            a.info = {"mp_id": i, "label": float(v)}
+            images.append(a)
+        seed = args.seeds[0]
+        tr, va, te = split_three(len(ids), "0.8,0.1,0.1", seed)
+        t0 = time.perf_counter()
+        card = train_ensemble(images, "label", args.runs / f"ensemble-{name}-s{seed}", n_members=args.ensemble_members,
+                              seed=seed, max_epochs=args.ensemble_epochs, units=SETS[name][1], progress=False,
+                              plot=False)
+        t_ens = time.perf_counter() - t0
+        fit = np.sort(np.concatenate([tr, va]))
+        model, rep = fit_kernel_model(X[fit], y[fit], encoder, name)
+        mean, std = model.predict_features((X[te] - model.feature_mean.numpy()) / model.feature_scale.numpy())
+        for method, metrics, unc, seconds in (
+                (f"NEGNN ensemble of {args.ensemble_members} (≤ {args.ensemble_epochs} epochs)", card["test_metrics"],
+                 card["test_uncertainty"], t_ens),
+                ("SSMR kernel model", regression_metrics(mean, y[te]), uncertainty_metrics(mean, std, y[te]),
+                 rep["fit_seconds"])):
+            out.append({"set": name, "seed": seed, "method": method, "n_test": len(te), "test_mae": metrics["mae"],
+                        **{k: unc[k] for k in ("coverage_68", "coverage_90", "spearman", "nll")},
+                        "seconds": round(seconds, 1)})
+            log(f"  {name} {method}: MAE {metrics['mae']:.4g}, coverage {unc['coverage_68']:.3f} / "
+                f"{unc['coverage_90']:.3f}, Spearman {unc['spearman']:.3f}")
+    return out
+
+
+def labels_to_reach(curve: list[tuple[int, float]], mae: float) -> int | None:
+    return next((n for n, m in curve if m <= mae), None)
+
+
+def _fmt_target(key, value):
+    lo, hi = TARGETS[key]
+    ok = (lo is None or value >= lo) and (hi is None or value <= hi)
+    return f"{value:.3f}{'' if ok else ' ✗'}", ok
+
+
+def report(args, argv, cal, al, ens, wall, units):
+    import csv
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    keys = [k for k in cal[0] if k != "curve"] if cal else []
+    with open(args.out / "krr_uncertainty.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows({k: r[k] for k in keys} for r in cal)
+    if al:
+        with open(args.out / "krr_active_learning.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(al[0]))
+            w.writeheader()
+            w.writerows(al)
+    lines = report_header("Kernel models with a calibrated standard deviation: calibration and active learning",
+                          f"{wall / 60:.1f} min", argv)
+    lines += [
+        "- model: `ase_negnn.kernel.fit_kernel_model` (= `ase-negnn train --method krr`) on SSMR of the bundled encoder "
+        "(layers 0-5, mean pooling); std = s · a(x) · sqrt(GP posterior variance), a = kernel ridge of the leave-one-out "
+        "z-scores, s calibrated so that 90 % of the leave-one-out residuals fall in the 90 % interval",
+        f"- splits: 80/20 `train_test_split(random_state=seed)`, seeds {', '.join(map(str, args.seeds))} (the std's "
+        "design was chosen on seed 0 of the four paper sets, which is not among them); values are means over seeds "
+        "(min-max in brackets)",
+        "- benchmark KRR: `_paper.krr_evaluate` (scikit-learn `StandardScaler + KernelRidge`, uncentred labels, same "
+        "grid, exact LOO) on the same split: `paper_krr.py`'s protocol",
+        "- targets (issue 19): 90 % interval covers 85-95 %, 68 % interval 60-76 %, Spearman(|error|, std) > 0.3, MAE "
+        "within 5 % of the benchmark KRR; fit of 2,500 structures with the full grid under a minute",
+        ("- NEGNN deep ensembles (`train --ensemble`): " + (f"{', '.join(dict.fromkeys(r['set'] for r in ens))}, "
+                                                             "table at the end" if ens else "not run this time")), "",
+        "| set | train / test | test MAE | benchmark KRR MAE | ratio | 68 % coverage | 90 % coverage | Spearman | NLL | "
+        "fit s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    verdicts = {k: True for k in TARGETS}
+    for name in dict.fromkeys(r["set"] for r in cal):
+        rs = [r for r in cal if r["set"] == name]
+
+        def stat(k, rs=rs):
+            v = np.array([r[k] for r in rs], float)
+            return v.mean(), v.min(), v.max()
+
+        cells = []
+        for k in ("mae_ratio", "coverage_68", "coverage_90", "spearman"):
+            mu, lo, hi = stat(k)
+            text, ok = _fmt_target(k, mu)
+            verdicts[k] &= ok
+            cells.append(f"{text} ({lo:.2f}-{hi:.2f})")
+        mae, bench = stat("test_mae")[0], stat("benchmark_krr_mae")[0]
+        lines.append(f"| {SETS[name][0]} | {rs[0]['n_train']} / {rs[0]['n_test']} | {mae:.4g} | "
+                     f"{bench:.4g} | " + " | ".join(cells) + f" | {stat('nll')[0]:.3f} | {stat('fit_seconds')[0]:.0f} |")
+    big = [r for r in cal if r["n_train"] >= 2400]
+    lines += ["", "**Targets**: " + "; ".join(
+        f"{k}: {'met' if ok else 'NOT met'} on every set (means over seeds)" for k, ok in verdicts.items())
+        + (f"; fit time at {big[0]['n_train']}-{max(r['n_train'] for r in big)} training structures: "
+           f"{min(r['fit_seconds'] for r in big):.0f}-{max(r['fit_seconds'] for r in big):.0f} s "
+           f"({'met' if max(r['fit_seconds'] for r in big) < 60 else 'NOT met'}: < 60 s; machine shared with other "
+           "jobs during the run)" if big else ""), "", "![reliability](krr_uncertainty.png)", ""]
+    if al:
+        lines += ["## Active learning", "",
+                  f"Start {args.al_start} random labels, +{args.al_step} per round chosen by each strategy, fixed test "
+                  "split, mean test MAE over seeds:", "",
+                  "| set | labels | " + " | ".join(STRATEGIES) + " |", "|---|---:|" + "---:|" * len(STRATEGIES)]
+        met_any, reached = False, []
+        for name in dict.fromkeys(r["set"] for r in al):
+            curves = {}
+            for strategy in STRATEGIES:
+                ns = sorted({r["n_labels"] for r in al if r["set"] == name and r["strategy"] == strategy})
+                curves[strategy] = [(n, float(np.mean([r["test_mae"] for r in al if r["set"] == name and
+                                                        r["strategy"] == strategy and r["n_labels"] == n]))) for n in ns]
+            final_n, final = curves["random"][-1]
+            for i, (n, _) in enumerate(curves["random"]):
+                if n in (args.al_start, 300, 500, final_n):
+                    lines.append(f"| {SETS[name][0]} | {n} | " + " | ".join(
+                        f"{curves[s][i][1]:.4g}" for s in STRATEGIES) + " |")
+            for strategy in ("std", "std-batch"):
+                reach = labels_to_reach(curves[strategy], final)
+                frac = reach / final_n if reach else None
+                met_any |= bool(frac is not None and frac <= 0.7)
+                reached.append(f"{SETS[name][0]}, {strategy}: " + (
+                    f"{reach} labels ({100 * frac:.0f} % of random's {final_n})" if reach else "not reached"))
+        lines += ["", "Random sampling's final MAE reached by: " + "; ".join(reached) + "."]
+        lines += ["", f"**Target** (≤ 70 % of random's labels for random's final MAE on at least one property): "
+                      f"{'MET' if met_any else 'NOT MET'}", "", "![active learning](krr_active_learning.png)"]
+    if ens:
+        lines += ["", "## NEGNN ensembles vs the kernel model (same split)", "",
+                  f"`split_three(n, '0.8,0.1,0.1', seed={ens[0]['seed']})`: ensemble members train on 80 %, choose "
+                  "their epoch and calibrate the spread on the 10 % validation split; the kernel model fits on both "
+                  "(its LOO replaces the validation set); both are scored on the same 10 % test split.", "",
+                  "| set | method | test MAE | 68 % coverage | 90 % coverage | Spearman | NLL | s |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {SETS[r['set']][0]} | {r['method']} | {r['test_mae']:.4g} | {r['coverage_68']:.3f} | "
+                  f"{r['coverage_90']:.3f} | {r['spearman']:.3f} | {r['nll']:.3f} | {r['seconds']:.0f} |" for r in ens]
+        import csv as _csv
+
+        with open(args.out / "krr_uncertainty_ensembles.csv", "w", newline="") as fh:
+            w = _csv.DictWriter(fh, fieldnames=list(ens[0]))
+            w.writeheader()
+            w.writerows(ens)
+    write_markdown(args.out / "krr_uncertainty.md", lines)
+    plot(args, cal, al)
+    print("\n".join(lines))
+
+
+def plot(args, cal, al):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    for name in dict.fromkeys(r["set"] for r in cal):
+        curve = np.mean([r["curve"] for r in cal if r["set"] == name], axis=0)
+        ax.plot(LEVELS, curve, marker="o", ms=3, label=SETS[name][0])
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="ideal")
+    ax.set_xlabel("nominal coverage of the central interval")
+    ax.set_ylabel("observed coverage on the test split")
+    ax.set_title("Reliability of <target>_std (SSMR kernel models)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, args.out / "krr_uncertainty.png", dpi=130)
+    plt.close(fig)
+    if not al:
+        return
+    names = list(dict.fromkeys(r["set"] for r in al))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.0), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for strategy, color in (("std", "tab:purple"), ("std-batch", "tab:green"), ("random", "tab:gray")):
+            ns = sorted({r["n_labels"] for r in al if r["set"] == name and r["strategy"] == strategy})
+            v = [[r["test_mae"] for r in al if r["set"] == name and r["strategy"] == strategy and r["n_labels"] == n]
+                 for n in ns]
+            ax.errorbar(ns, [np.mean(x) for x in v], yerr=[np.std(x) for x in v], marker="o", ms=3, capsize=2,
+                        color=color, label=STRATEGIES[strategy])
+        ax.set_xlabel("labels")
+        ax.set_ylabel(f"test MAE ({SETS[name][1]})")
+        ax.set_title(SETS[name][0], fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, args.out / "krr_active_learning.png", dpi=130)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared data folder")
+    ap.add_argument("--encoder", default="default", help="bundled encoder name or directory")
+    ap.add_argument("--sets", default=",".join(SETS), help=f"comma list of {', '.join(SETS)}")
+    ap.add_argument("--seeds", default="1,2,3", help="80/20 split seeds")
+    ap.add_argument("--al-targets", default="formation_4k,hse", help="sets for active learning ('' = none)")
+    ap.add_argument("--al-seeds", default="1,2")
+    ap.add_argument("--al-start", type=int, default=100)
+    ap.add_argument("--al-step", type=int, default=50)
+    ap.add_argument("--al-max", type=int, default=1000)
+    ap.add_argument("--ensemble-sets", default="", help="paper sets for NEGNN ensembles (e.g. bulk_modulus,shear_modulus)")
+    ap.add_argument("--ensemble-members", type=int, default=3)
+    ap.add_argument("--ensemble-epochs", type=int, default=30)
+    ap.add_argument("--runs", type=Path, default=Path("runs/krr-uncertainty"), help="ensemble run directories")
+    ap.add_argument("--out", type=Path, default=P.RESULTS)
+    args = ap.parse_args(argv)
+    args.seeds = [int(s) for s in args.seeds.split(",") if s]
+    argv = sys.argv[1:] if argv is None else argv
+    names = [s for s in args.sets.split(",") if s]
+    al_names = [s for s in args.al_targets.split(",") if s]
+    bad = [s for s in names + al_names if s not in SETS]
+    if bad:
+        sys.exit(f"unknown set(s) {bad}; choose from {', '.join(SETS)}")
+    t0 = time.perf_counter()
+    from ase_negnn.pretrained import load_encoder
+
+    encoder = load_encoder(args.encoder)
+    sets = load_sets(args.data, list(dict.fromkeys(names + al_names)), encoder)
+    units = {k: SETS[k][1] for k in SETS}
+    cal = calibration({k: sets[k] for k in names}, args.seeds, encoder)
+    al = []
+    for name in al_names:
+        ids, X, y = sets[name]
+        for seed in [int(s) for s in args.al_seeds.split(",") if s]:
+            al += active_learning(name, ids, X, y, seed, encoder, args.al_start, args.al_step, args.al_max)
+    ens_names = [s for s in args.ensemble_sets.split(",") if s]
+    if any(n not in P.PROPERTIES for n in ens_names):
+        sys.exit(f"--ensemble-sets: choose from {', '.join(P.PROPERTIES)}")
+    missing = [n for n in ens_names if n not in sets]
+    if missing:
+        sets.update(load_sets(args.data, missing, encoder))
+    ens = ensembles(args, sets, ens_names, encoder) if ens_names else []
+    report(args, argv, cal, al, ens, time.perf_counter() - t0, units)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
