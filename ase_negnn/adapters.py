@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import PAPER_CITATION
+from .deprecation import renamed_argument
 from .descriptor import SSMR
 from .elements import CGCNN_CITATION
 
@@ -29,8 +30,8 @@ class SSMRTransformer(TransformerMixin, BaseEstimator):
     ----------
     layers : int, str or sequence of int
         Encoder layers (see :func:`~ase_negnn.descriptor.parse_layers`).
-    model : str or path
-        Encoder name or directory.
+    encoder : str or path
+        Encoder name or directory (``model=``: deprecated name).
     pooling : {"sum", "mean"}
         Pooling over atoms.
     batch_size : int
@@ -45,16 +46,18 @@ class SSMRTransformer(TransformerMixin, BaseEstimator):
     ``Pipeline`` in front of e.g. ``KernelRidge``.
     """
 
-    def __init__(self, *, layers="all", model="default", pooling="mean", batch_size=64, device="cpu"):
+    def __init__(self, *, layers="all", encoder="default", pooling="mean", batch_size=64, device="cpu", model=None):
         self.layers = layers
-        self.model = model
+        self.encoder = encoder
+        self.model = model  # deprecated name of encoder (scikit-learn stores every parameter as given)
         self.pooling = pooling
         self.batch_size = batch_size
         self.device = device
 
     def fit(self, X=None, y=None):
         """Load the encoder (no learning happens: the representation is self-supervised)."""
-        self.descriptor_ = SSMR(self.layers, self.model, self.pooling, self.batch_size, self.device)
+        encoder = renamed_argument(self.model, "model", self.encoder, "encoder", "default")
+        self.descriptor_ = SSMR(self.layers, encoder, self.pooling, self.batch_size, self.device)
         self.n_features_out_ = self.descriptor_.get_number_of_features()
         return self
 
@@ -80,19 +83,20 @@ class SSMRFeaturizer(_FeaturizerBase):
 
     Parameters
     ----------
-    layers, model, pooling, batch_size, device
-        As :class:`SSMRTransformer`.
+    layers, encoder, pooling, batch_size, device
+        As :class:`SSMRTransformer` (``model=``: deprecated name of ``encoder``).
     """
 
-    def __init__(self, layers="all", model="default", pooling="mean", batch_size=64, device="cpu"):
-        self.layers, self.model, self.pooling = layers, model, pooling
+    def __init__(self, layers="all", encoder="default", pooling="mean", batch_size=64, device="cpu", *, model=None):
+        encoder = renamed_argument(model, "model", encoder, "encoder", "default")
+        self.layers, self.encoder, self.pooling = layers, encoder, pooling
         self.batch_size, self.device = batch_size, device
         self._descriptor = None
 
     @property
     def descriptor(self) -> SSMR:
         if self._descriptor is None:
-            self._descriptor = SSMR(self.layers, self.model, self.pooling, self.batch_size, self.device)
+            self._descriptor = SSMR(self.layers, self.encoder, self.pooling, self.batch_size, self.device)
         return self._descriptor
 
     def fit(self, X=None, y=None, **kwargs):

@@ -39,7 +39,9 @@ def _quiet_known_noise() -> None:
               show_default=True, help="Atom head of the predictive objective.")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Number of epochs.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Structures per batch.")
-@click.option("--layers", type=click.IntRange(min=1), default=5, show_default=True, help="Graph-convolution layers.")
+@click.option("--n-layers", type=click.IntRange(min=1), default=5, show_default=True, help="Graph-convolution layers.")
+@click.option("--layers", "old_layers", type=click.IntRange(min=1), default=None, hidden=True,
+              help="Deprecated name of --n-layers.")
 @click.option("--width", type=click.IntRange(min=1), default=64, show_default=True, help="Embedding width.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam learning rate (cosine decay).")
 @click.option("--mask-rate", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.15, show_default=True,
@@ -63,7 +65,8 @@ def _quiet_known_noise() -> None:
 @click.option("--stop-after", type=click.IntRange(min=1), default=None,
               help="Stop after N epochs of the --epochs-long learning-rate schedule (finish later with --resume).")
 @click.option("--no-progress", is_flag=True, help="Disable progress bars.")
-def pretrain(data, out, objective, atom_target, epochs, batch_size, layers, width, lr, mask_rate, val_fraction, seed,
+def pretrain(data, out, objective, atom_target, epochs, batch_size, n_layers, old_layers, width, lr, mask_rate,
+             val_fraction, seed,
              resume, cache_dir, accelerator, devices, num_nodes, strategy, num_workers, max_structures, graph,
              smooth_width, init_encoder, stop_after, no_progress):
     """Pretrain an encoder without labels (Kong et al. SSL) and export it to OUT/encoder.
@@ -79,8 +82,14 @@ def pretrain(data, out, objective, atom_target, epochs, batch_size, layers, widt
     from .pretraining import pretrain as run
 
     devices = int(devices) if str(devices).isdigit() else devices
+    if old_layers is not None:
+        if n_layers != 5:
+            raise click.UsageError("--layers is the deprecated name of --n-layers; give --n-layers only")
+        click.echo("warning: pretrain --layers is deprecated and will be removed; use --n-layers (elsewhere --layers "
+                   "selects layers, e.g. 0-5)", err=True)
+        n_layers = old_layers
     try:
-        path = run(data, out, objective=objective, epochs=epochs, batch_size=batch_size, layers=layers, width=width,
+        path = run(data, out, objective=objective, epochs=epochs, batch_size=batch_size, n_layers=n_layers, width=width,
                    lr=lr, mask_rate=mask_rate, atom_target=atom_target, val_fraction=val_fraction, seed=seed,
                    resume=resume, cache_dir=cache_dir, accelerator=accelerator, devices=devices,
                    num_nodes=num_nodes, strategy=strategy, num_workers=num_workers, progress=not no_progress,
@@ -100,11 +109,12 @@ def pretrain(data, out, objective, atom_target, epochs, batch_size, layers, widt
 @click.option("--pooling", default="mean", show_default=True,
               help="SSMR statistic(s) over atoms: mean, sum, max, min, std, or several joined by '+' "
                    "(e.g. mean+max+min); 'none' writes per-atom SSAR rows.")
-@click.option("--model", default="default", show_default=True, help="Bundled encoder name or saved encoder directory.")
+@click.option("--encoder", default="default", show_default=True, help="Bundled encoder name or saved encoder directory.")
+@click.option("--model", "old_model", default=None, hidden=True, help="Deprecated name of --encoder.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Structures per batch.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda).")
 @click.option("--no-progress", is_flag=True, help="Disable the progress bar.")
-def embed(input_path, out, layers, pooling, model, batch_size, device, no_progress):
+def embed(input_path, out, layers, pooling, encoder, old_model, batch_size, device, no_progress):
     """Write SSMR (per structure) or SSAR (per atom, --pooling none) descriptors of INPUT.
 
     \b
@@ -119,17 +129,22 @@ def embed(input_path, out, layers, pooling, model, batch_size, device, no_progre
 
     if out.suffix.lower() not in (".npy", ".csv"):
         raise click.BadParameter(f"--out must end in .npy or .csv, got {out.name!r}", param_hint="--out")
+    if old_model is not None:
+        if encoder != "default":
+            raise click.UsageError("--model is the deprecated name of --encoder; give --encoder only")
+        click.echo("warning: --model is deprecated and will be removed; use --encoder", err=True)
+        encoder = old_model
     try:
         images = read_structures(input_path)
         ids = structure_ids(images)
         if pooling == "none":
-            desc = SSAR(layers, model, batch_size=batch_size, device=device)
+            desc = SSAR(layers, encoder, batch_size=batch_size, device=device)
             per_atom = desc.create(images, progress=not no_progress)
             values = np.concatenate(per_atom)
             index = [(ids[i], j, atoms[j].symbol) for i, atoms in enumerate(images) for j in range(len(atoms))]
             write_table(out, values, desc.feature_labels(), index, ("id", "atom_index", "symbol"))
         else:
-            desc = SSMR(layers, model, pooling=pooling, batch_size=batch_size, device=device)
+            desc = SSMR(layers, encoder, pooling=pooling, batch_size=batch_size, device=device)
             values = desc.create(images, progress=not no_progress)
             write_table(out, values, desc.feature_labels(), [(i,) for i in ids], ("id",))
     except (FileNotFoundError, ValueError, TypeError) as ex:

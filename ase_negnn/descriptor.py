@@ -12,6 +12,7 @@ from ase import Atoms
 from torch_geometric.data import Batch
 from torch_geometric.utils import scatter
 
+from .deprecation import renamed_argument
 from .encoder import CGCNNEncoder
 from .pretrained import load_encoder
 
@@ -101,8 +102,9 @@ class Descriptor(ABC):
     ----------
     layers : int, str or sequence of int
         Layers to concatenate (see :func:`parse_layers`); default all layers (multi-scale).
-    model : str, path or CGCNNEncoder
+    encoder : str, path or CGCNNEncoder
         ``"default"`` (the bundled encoder), another bundled name, a saved encoder directory, or an instance.
+        (``model=`` is the deprecated name of this argument.)
     batch_size : int
         Structures per inference batch.
     device : str
@@ -111,13 +113,14 @@ class Descriptor(ABC):
         Output dtype.
     """
 
-    def __init__(self, layers="all", model="default", batch_size: int = 64, device: str = "cpu",
-                 dtype: Literal["float64", "float32"] = "float64"):
+    def __init__(self, layers="all", encoder="default", batch_size: int = 64, device: str = "cpu",
+                 dtype: Literal["float64", "float32"] = "float64", *, model=None):
+        encoder = renamed_argument(model, "model", encoder, "encoder", "default", stacklevel=4)
         if dtype not in ("float64", "float32"):
             raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-        self.encoder: CGCNNEncoder = load_encoder(model, device)
+        self.encoder: CGCNNEncoder = load_encoder(encoder, device)
         self.layers = parse_layers(layers, self.encoder.n_layers)
         self.batch_size, self.device, self.dtype = int(batch_size), torch.device(device), dtype
         self.converter = self.encoder.graph_converter()
@@ -208,7 +211,7 @@ class SSMR(Descriptor):
 
     Parameters
     ----------
-    layers, model, batch_size, device, dtype
+    layers, encoder, batch_size, device, dtype
         As :class:`Descriptor`.
     pooling : str
         A statistic over the atoms, ``"mean"`` (intensive), ``"sum"`` (extensive: doubles for a doubled cell),
@@ -217,10 +220,12 @@ class SSMR(Descriptor):
         invariant under permutations and, except ``sum``, under supercells.
     """
 
-    def __init__(self, layers="all", model="default", pooling: str = "mean",
-                 batch_size: int = 64, device: str = "cpu", dtype: Literal["float64", "float32"] = "float64"):
+    def __init__(self, layers="all", encoder="default", pooling: str = "mean",
+                 batch_size: int = 64, device: str = "cpu", dtype: Literal["float64", "float32"] = "float64", *,
+                 model=None):
         self.statistics = parse_pooling(pooling)
-        super().__init__(layers, model, batch_size, device, dtype)
+        encoder = renamed_argument(model, "model", encoder, "encoder", "default", stacklevel=3)
+        super().__init__(layers, encoder, batch_size, device, dtype)
         self.pooling = pooling
 
     def get_number_of_features(self) -> int:

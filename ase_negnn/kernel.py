@@ -301,7 +301,7 @@ class KernelModel(MatGLModel):
         if self._descriptor is None:
             from .descriptor import SSMR
 
-            self._descriptor = SSMR(layers=self.layers, model=self.encoder, pooling=self.pooling)
+            self._descriptor = SSMR(layers=self.layers, encoder=self.encoder, pooling=self.pooling)
         return self._descriptor
 
     def features(self, structures, progress: bool = False) -> np.ndarray:
@@ -446,7 +446,7 @@ def train_kernel_model(data, target: str, out: str | Path, *, encoder="default",
     enc = encoder if isinstance(encoder, CGCNNEncoder) else load_encoder(encoder)
     from .descriptor import SSMR
 
-    X = SSMR(layers=layers, model=enc, pooling=pooling).create(images, progress=progress)
+    X = SSMR(layers=layers, encoder=enc, pooling=pooling).create(images, progress=progress)
     numbers = {int(z) for i in fit_idx for z in images[i].numbers}
     model, report = fit_kernel_model(X[fit_idx], y[fit_idx], enc, target, units, layers, pooling,
                                      max_exact=max_exact, n_basis=n_basis, calibration_level=calibration_level,

@@ -17,10 +17,11 @@ from torch.utils.data import Subset
 from torch_geometric.loader import DataLoader
 
 from .data import EpochShuffle, load_graph_dataset
-from .splits import split_indices
+from .deprecation import renamed_argument
 from .encoder import CGCNNEncoder
 from .graph import SMOOTH_WIDTH
 from .io import atomic_open, run_checkpoint, write_json_atomic
+from .splits import split_indices
 from .ssl import SSLPretrainer
 
 __all__ = ["pretrain", "MetricsCSV", "EncoderExport"]
@@ -103,7 +104,7 @@ def pretrain(
     objective: str = "predictive",
     epochs: int = 10,
     batch_size: int = 128,
-    layers: int = 5,
+    n_layers: int = 5,
     width: int = 64,
     lr: float = 1e-3,
     mask_rate: float = 0.15,
@@ -122,6 +123,8 @@ def pretrain(
     smooth_width: float | None = SMOOTH_WIDTH,
     init_encoder: str | Path | None = None,
     stop_after: int | None = None,
+    *,
+    layers: int | None = None,
 ) -> Path:
     """Pretrain an encoder without labels and export it.
 
@@ -135,8 +138,9 @@ def pretrain(
         and ``card.json`` (objective, data, epochs, held-out accuracies, wall time, date).
     objective : {"predictive", "contrastive"}
         Self-supervised task, see :class:`~ase_negnn.ssl.SSLPretrainer`.
-    epochs, batch_size, layers, width, lr, mask_rate, atom_target
-        Training and architecture settings.
+    epochs, batch_size, n_layers, width, lr, mask_rate, atom_target
+        Training and architecture settings (``n_layers`` graph convolutions; ``layers=`` is its deprecated name:
+        elsewhere ``layers`` selects layers, e.g. ``"0-5"``).
     val_fraction : float
         Fraction of structures held out (seeded by ``seed``) for the validation metrics.
     resume : bool
@@ -157,7 +161,7 @@ def pretrain(
         Stop after this many epochs of the ``epochs``-long schedule (the cosine learning rate keeps its ``epochs``
         length); ``resume`` later without it to finish the schedule. Default: run all ``epochs``.
     init_encoder : str or path, optional
-        Start from this encoder's weights (a bundled name or a saved directory; same ``layers`` and ``width``)
+        Start from this encoder's weights (a bundled name or a saved directory; same ``n_layers`` and ``width``)
         instead of a random initialisation, e.g. to move an encoder to another graph. Recorded in the card.
 
     Returns
@@ -174,7 +178,8 @@ def pretrain(
         raise ValueError(f"stop_after must be between 1 and epochs ({epochs}), got {stop_after}")
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(seed, workers=True, verbose=False)
-    encoder = CGCNNEncoder(n_layers=layers, width=width, smooth_width=smooth_width)
+    n_layers = renamed_argument(layers, "layers", n_layers, "n_layers", 5)
+    encoder = CGCNNEncoder(n_layers=n_layers, width=width, smooth_width=smooth_width)
     if init_encoder is not None:
         from .pretrained import load_encoder
 

@@ -169,7 +169,7 @@ def ssmr_all_layers(encoder, name: str, pooling: str, structures: dict, ids: lis
     """SSMR of every layer concatenated (layer blocks of ``encoder.width`` columns), cached per id."""
     from ase_negnn.descriptor import SSMR
 
-    desc = SSMR(layers="all", model=encoder, pooling=pooling)
+    desc = SSMR(layers="all", encoder=encoder, pooling=pooling)
     key = f"ssmr-{name}-{pooling}-{encoder_digest(encoder)}"
     X, _, _ = cached_rows(key, ids, lambda part: desc.create([structures[i] for i in part]), chunk=2000, log=log)
     return X

@@ -58,7 +58,7 @@ def rattled(atoms: Atoms, amplitude: float) -> Atoms:
 def measure(label: str, encoder, models: dict) -> list[dict]:
     from ase_negnn.descriptor import SSMR
 
-    ssmr = SSMR(layers="0-5", pooling="mean", model=encoder)
+    ssmr = SSMR(layers="0-5", pooling="mean", encoder=encoder)
     conv = encoder.graph_converter()
     rows = []
     for name, build in CRYSTALS.items():

@@ -53,7 +53,7 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     pick = rng.choice(len(S), size=min(args.n, len(S)), replace=False)
     structs = [S[i] for i in pick]
-    ssar = SSAR(layers="all", model=enc).create(structs)
+    ssar = SSAR(layers="all", encoder=enc).create(structs)
     owner = np.concatenate([np.full(len(a), k) for k, a in enumerate(structs)])
     Z = np.concatenate([a.numbers for a in structs])
     group, period = group_labels()[Z], period_labels()[Z] + 1  # period 1…7
@@ -80,7 +80,7 @@ def main(argv=None):
                 mags.append(atoms)
             except ValueError:
                 pass
-        emb = SSAR(layers="all", model=enc).create(mags)
+        emb = SSAR(layers="all", encoder=enc).create(mags)
         keep = [np.asarray(a.arrays["magmoms"]) > 0 for a in mags]
         mag_H = np.concatenate([e[k] for e, k in zip(emb, keep)])
         mag_y = np.concatenate([np.asarray(a.arrays["magmoms"])[k] for a, k in zip(mags, keep)])

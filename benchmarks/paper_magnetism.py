@@ -140,7 +140,7 @@ def main(argv=None):
                               ("authors-pred SSAR 0-5", encs.get("authors-pred"), "all")):
         if enc is None:
             continue
-        per = dict(zip(needed, SSAR(layers=layers, model=enc).create([structures[m] for m in needed])))
+        per = dict(zip(needed, SSAR(layers=layers, encoder=enc).create([structures[m] for m in needed])))
         X = np.stack([per[k[1]][k[2]] for k in kept])
         r = P.krr_evaluate(X, y, train, test, cv="loo")
         preds[name] = r.pop("pred")
@@ -211,7 +211,7 @@ def main(argv=None):
         if name not in encs:
             continue
         for pooling in ("sum", "mean"):
-            X = SSMR(layers="all", model=encs[name], pooling=pooling).create(tstruct)
+            X = SSMR(layers="all", encoder=encs[name], pooling=pooling).create(tstruct)
             r = P.krr_evaluate(X, yt, ttrain, ttest, cv="loo")
             r.pop("pred")
             r.pop("cached")

@@ -140,7 +140,7 @@ def ssmr_matrix(encoder, layers, pooling, structures, ids_digest, cache_dir, lab
             print(f"    {label}: layers {layers}, {pooling} pooling: cached {cache.name}", flush=True)
             return X, 0.0, True
     t0 = time.perf_counter()
-    X = SSMR(layers=layers, model=encoder, pooling=pooling).create(structures)
+    X = SSMR(layers=layers, encoder=encoder, pooling=pooling).create(structures)
     dt = time.perf_counter() - t0
     print(f"    {label}: layers {layers}, {pooling} pooling: {X.shape} in {dt:.1f} s", flush=True)
     if cache is not None:

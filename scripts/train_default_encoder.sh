@@ -13,7 +13,7 @@ while [ $# -gt 0 ]; do
     --resume) RESUME=(--resume); shift;; *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
-COMMON=(--data "$DATA/mp/mp36k.extxyz" --objective predictive --batch-size 128 --layers 5 --width 64 --mask-rate 0.15
+COMMON=(--data "$DATA/mp/mp36k.extxyz" --objective predictive --batch-size 128 --n-layers 5 --width 64 --mask-rate 0.15
         --val-fraction 0.05 --seed 0 --accelerator cpu --no-progress)
 if [ ! -e "$RUNS/encoder-v1-hard/card.json" ]; then
   ase-negnn pretrain "${COMMON[@]}" --out "$RUNS/encoder-v1-hard" --graph hard --epochs 12 --lr 1e-3 "${RESUME[@]}"

@@ -103,7 +103,7 @@ def ctx(small_encoder, si_potential_dir, property_model_dirs):
     """Descriptors on the tiny encoder, the tiny Si potential, the untrained band-gap/magmom models."""
     props = [property_model_dirs["band_gap"], property_model_dirs["magmoms"]]
     return types.SimpleNamespace(
-        ssar=SSAR(model=small_encoder), ssmr=SSMR(model=small_encoder),
+        ssar=SSAR(encoder=small_encoder), ssmr=SSMR(encoder=small_encoder),
         pot=NEGNNCalculator(potential=si_potential_dir),
         props=NEGNNCalculator(models=props),
         both=NEGNNCalculator(potential=si_potential_dir, models=props),
@@ -308,7 +308,7 @@ def _file_entry_points(tmp_path, encoder_dir, potential, gap):
         "cli screen": ["screen", "{}", "--models", str(gap), "--out", out + ".db", "--no-progress"],
         "cli relax": ["relax", "{}", "--potential", str(potential), "--out", out + ".extxyz", "--no-progress"],
         "cli phonons": ["phonons", "{}", "--potential", str(potential), "--out", out],
-        "cli embed": ["embed", "{}", "--model", str(encoder_dir), "--out", out + ".npy", "--no-progress"],
+        "cli embed": ["embed", "{}", "--encoder", str(encoder_dir), "--out", out + ".npy", "--no-progress"],
     }
 
 
@@ -501,15 +501,15 @@ def test_corrupt_model_json_is_a_clear_error(request, tmp_path, loader, kind):
 
 
 def test_foreign_model_directories(encoder_dir, property_model_dirs, si_potential_dir, tmp_path):
-    with pytest.raises(ValueError, match="holds a CGCNNEncoder, not a NEGNN model"):
+    with pytest.raises(ValueError, match="holds a CGCNNEncoder, not a NEGNN, KernelModel"):
         load_model(encoder_dir)
     with pytest.raises(ValueError, match="holds a 'NEGNN', not a CGCNNEncoder"):
         load_encoder(property_model_dirs["band_gap"])
     with pytest.raises(ValueError, match="not a CGCNNEncoder"):
-        SSMR(model=property_model_dirs["band_gap"])
+        SSMR(encoder=property_model_dirs["band_gap"])
     with pytest.raises(ValueError, match="not a CGCNNEncoder"):
         NEGNN(encoder=str(property_model_dirs["band_gap"]))
-    with pytest.raises(ValueError, match="not a NEGNN model"):
+    with pytest.raises(ValueError, match="not a NEGNN, KernelModel"):
         NEGNNCalculator(potential=encoder_dir)
     with pytest.raises(ValueError, match="is a graph model, not a potential"):
         NEGNNCalculator(potential=property_model_dirs["band_gap"])
@@ -741,7 +741,7 @@ def test_property_ssmr_finite_and_invariant(small_encoder, atoms, data):
     perm = np.array(data.draw(st.permutations(range(len(atoms)))))
     moved = atoms.copy()
     moved.translate(shift)
-    ssmr = SSMR(model=small_encoder)
+    ssmr = SSMR(encoder=small_encoder)
     ref, translated, rotated, permuted = ssmr.create([atoms, moved, _rotated(atoms, rot), atoms[perm]])
     assert np.isfinite(ref).all()
     for other in (translated, rotated, permuted):

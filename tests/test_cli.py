@@ -14,7 +14,7 @@ from ase_negnn.cli import cli
 
 from conftest import MP_SMALL
 
-TINY = ["--batch-size", "8", "--layers", "2", "--width", "16", "--no-progress", "--seed", "0"]
+TINY = ["--batch-size", "8", "--n-layers", "2", "--width", "16", "--no-progress", "--seed", "0"]
 
 
 def read_csv(path):
@@ -108,12 +108,33 @@ def test_resume_without_checkpoint_refused(tmp_path):
     assert result.exit_code != 0 and "last.ckpt" in result.output
 
 
+def test_pretrain_old_layers_name_warns_and_still_sets_the_depth(tmp_path):
+    """``pretrain --layers N`` / ``pretrain(layers=N)`` (a count, while --layers selects layers elsewhere) still build
+    N layers, with a deprecation message naming --n-layers / n_layers."""
+    import json
+
+    from ase_negnn.pretraining import pretrain
+
+    args = ["--batch-size", "8", "--width", "8", "--no-progress", "--epochs", "1", "--max-structures", "12"]
+    result = CliRunner().invoke(cli, ["pretrain", "--data", str(MP_SMALL), "--out", str(tmp_path / "a"),
+                                      "--layers", "1", *args])
+    assert result.exit_code == 0, result.output
+    assert "use --n-layers" in result.output
+    assert json.loads((tmp_path / "a" / "card.json").read_text())["encoder"]["n_layers"] == 1
+    both = CliRunner().invoke(cli, ["pretrain", "--data", str(MP_SMALL), "--out", str(tmp_path / "b"),
+                                    "--layers", "1", "--n-layers", "2", *args])
+    assert both.exit_code == 2 and "--n-layers only" in both.output
+    with pytest.warns(DeprecationWarning, match="use n_layers="):
+        pretrain(MP_SMALL, tmp_path / "c", epochs=1, batch_size=8, width=8, layers=1, max_structures=12,
+                 progress=False, accelerator="cpu")
+
+
 def test_embed_mean_npy_and_csv(tiny_run, tmp_path, mp_structures):
     out, _ = tiny_run
     model = out / "encoder"
     npy, csv_path = tmp_path / "ssmr.npy", tmp_path / "ssmr.csv"
     for target in (npy, csv_path):
-        result = invoke("embed", MP_SMALL, "--model", model, "--out", target, "--pooling", "mean", "--no-progress")
+        result = invoke("embed", MP_SMALL, "--encoder", model, "--out", target, "--pooling", "mean", "--no-progress")
         assert result.exit_code == 0, result.output
         assert "40 x 48" in result.output  # 3 layers (0, 1, 2) × width 16
     values = np.load(npy)
@@ -126,13 +147,13 @@ def test_embed_mean_npy_and_csv(tiny_run, tmp_path, mp_structures):
 
     from ase_negnn.descriptor import SSMR
 
-    np.testing.assert_allclose(values, SSMR(model=model).create(mp_structures), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(values, SSMR(encoder=model).create(mp_structures), rtol=1e-6, atol=1e-6)
 
 
 def test_embed_per_atom_csv(tiny_run, tmp_path, mp_structures):
     out, _ = tiny_run
     target = tmp_path / "ssar.csv"
-    result = invoke("embed", MP_SMALL, "--model", out / "encoder", "--out", target, "--pooling", "none",
+    result = invoke("embed", MP_SMALL, "--encoder", out / "encoder", "--out", target, "--pooling", "none",
                     "--layers", "2", "--no-progress")
     assert result.exit_code == 0, result.output
     rows = read_csv(target)
@@ -148,14 +169,28 @@ def test_embed_cif_directory_ids(tiny_run, tmp_path):
 
     out, _ = tiny_run
     target = tmp_path / "cifs.csv"
-    result = invoke("embed", CIF_DIR, "--model", out / "encoder", "--out", target, "--no-progress")
+    result = invoke("embed", CIF_DIR, "--encoder", out / "encoder", "--out", target, "--no-progress")
     assert result.exit_code == 0, result.output
     assert [r["id"] for r in read_csv(target)] == sorted(p.stem for p in CIF_DIR.glob("*.cif"))
 
 
+def test_embed_old_model_option_warns_and_still_works(tiny_run, tmp_path):
+    from conftest import CIF_DIR
+
+    out, _ = tiny_run
+    result = invoke("embed", CIF_DIR, "--model", out / "encoder", "--out", tmp_path / "old.npy", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "--model is deprecated" in result.output
+    invoke("embed", CIF_DIR, "--encoder", out / "encoder", "--out", tmp_path / "new.npy", "--no-progress")
+    np.testing.assert_array_equal(np.load(tmp_path / "old.npy"), np.load(tmp_path / "new.npy"))
+    both = invoke("embed", CIF_DIR, "--model", out / "encoder", "--encoder", out / "encoder", "--out",
+                  tmp_path / "x.npy", "--no-progress")
+    assert both.exit_code == 2 and "--encoder only" in both.output
+
+
 def test_embed_bad_out_suffix(tiny_run, tmp_path):
     out, _ = tiny_run
-    result = CliRunner().invoke(cli, ["embed", str(MP_SMALL), "--model", str(out / "encoder"),
+    result = CliRunner().invoke(cli, ["embed", str(MP_SMALL), "--encoder", str(out / "encoder"),
                                       "--out", str(tmp_path / "x.parquet")])
     assert result.exit_code == 2
     assert ".npy or .csv" in result.output
@@ -170,10 +205,10 @@ def test_embed_missing_input(tmp_path):
 
 def test_embed_bad_layers_and_model(tiny_run, tmp_path):
     out, _ = tiny_run
-    result = CliRunner().invoke(cli, ["embed", str(MP_SMALL), "--model", str(out / "encoder"), "--layers", "7",
+    result = CliRunner().invoke(cli, ["embed", str(MP_SMALL), "--encoder", str(out / "encoder"), "--layers", "7",
                                       "--out", str(tmp_path / "x.npy")])
     assert result.exit_code == 1 and "outside 0…2" in result.output
-    result = CliRunner().invoke(cli, ["embed", str(MP_SMALL), "--model", str(tmp_path / "nope"),
+    result = CliRunner().invoke(cli, ["embed", str(MP_SMALL), "--encoder", str(tmp_path / "nope"),
                                       "--out", str(tmp_path / "x.npy")])
     assert result.exit_code == 1 and "not found" in result.output
     assert not (tmp_path / "x.npy").exists()
@@ -209,7 +244,7 @@ def test_training_commands_print_no_known_noise(tmp_path):
     from conftest import MP_SMALL
 
     cmd = [sys.executable, "-m", "ase_negnn", "pretrain", "--data", str(MP_SMALL), "--out", str(tmp_path / "pt"),
-           "--epochs", "1", "--layers", "1", "--width", "8", "--no-progress", "--accelerator", "cpu"]
+           "--epochs", "1", "--n-layers", "1", "--width", "8", "--no-progress", "--accelerator", "cpu"]
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     train = [sys.executable, "-m", "ase_negnn", "train", "--data", str(MP_SMALL), "--target", "band_gap", "--units",

@@ -89,7 +89,7 @@ def test_smooth_graph_keeps_the_hard_graph_shells_on_ideal_crystals(name, per_at
 def ssmr():
     encoder = load_encoder("default")
     assert encoder.smooth, "the bundled encoder must use the continuous graph"
-    return SSMR(layers="0-5", pooling="mean", model=encoder)
+    return SSMR(layers="0-5", pooling="mean", encoder=encoder)
 
 
 @pytest.mark.parametrize("name", list(SUPERCELLS))
@@ -108,7 +108,7 @@ def test_hard_graph_is_the_discontinuous_one():
     encoder = load_encoder("default")
     hard = CGCNNEncoder(**{**encoder._init_args, "smooth_width": None})
     hard.load_state_dict(encoder.state_dict())
-    desc = SSMR(layers="0-5", pooling="mean", model=hard)
+    desc = SSMR(layers="0-5", pooling="mean", encoder=hard)
     atoms = SUPERCELLS["Si"]()
     change = np.abs(desc.create(rattled(atoms, 1e-4)) - desc.create(atoms)).max() / np.abs(desc.create(atoms)).max()
     assert change > 1e-2

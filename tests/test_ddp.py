@@ -37,7 +37,7 @@ def test_pretrain_and_train_one_epoch_under_ddp(tmp_path):
     from ase_negnn.models import load_model
     from ase_negnn.pretrained import load_encoder
 
-    run_cli("pretrain", "--data", str(DATA), "--out", "pt", "--epochs", "1", "--batch-size", "8", "--layers", "2",
+    run_cli("pretrain", "--data", str(DATA), "--out", "pt", "--epochs", "1", "--batch-size", "8", "--n-layers", "2",
             "--width", "8", *DDP, cwd=tmp_path)
     card = json.loads((tmp_path / "pt" / "card.json").read_text())
     assert "devices 2" in card["hardware"] and card["epochs"] == 1

@@ -50,7 +50,7 @@ def test_parse_layers_errors(layers, message):
 @pytest.mark.parametrize("layers, n_selected", [("all", None), ("3", 1), ("012", 3), ([1, 4], 2)])
 def test_ssar_shape_matches_number_of_features(encoder, triclinic, layers, n_selected):
     n_selected = n_selected or encoder.n_layers + 1
-    desc = SSAR(layers=layers, model=encoder)
+    desc = SSAR(layers=layers, encoder=encoder)
     out = desc.create(triclinic)
     assert desc.get_number_of_features() == encoder.width * n_selected
     assert out.shape == (len(triclinic), desc.get_number_of_features())
@@ -59,18 +59,18 @@ def test_ssar_shape_matches_number_of_features(encoder, triclinic, layers, n_sel
 
 
 def test_ssar_layers_are_slices_of_all(encoder, triclinic):
-    full = SSAR(model=encoder).create(triclinic)
+    full = SSAR(encoder=encoder).create(triclinic)
     w = encoder.width
-    np.testing.assert_array_equal(SSAR(layers="3", model=encoder).create(triclinic), full[:, 3 * w : 4 * w])
-    np.testing.assert_array_equal(SSAR(layers=[4, 0], model=encoder).create(triclinic),
+    np.testing.assert_array_equal(SSAR(layers="3", encoder=encoder).create(triclinic), full[:, 3 * w : 4 * w])
+    np.testing.assert_array_equal(SSAR(layers=[4, 0], encoder=encoder).create(triclinic),
                                   np.hstack([full[:, 4 * w : 5 * w], full[:, :w]]))
 
 
 def test_ssmr_is_pooled_ssar(encoder, mp_structures):
     structures = mp_structures[:6]
-    per_atom = SSAR(layers="012", model=encoder).create(structures)
-    mean = SSMR(layers="012", model=encoder, pooling="mean", batch_size=4).create(structures)
-    total = SSMR(layers="012", model=encoder, pooling="sum", batch_size=4).create(structures)
+    per_atom = SSAR(layers="012", encoder=encoder).create(structures)
+    mean = SSMR(layers="012", encoder=encoder, pooling="mean", batch_size=4).create(structures)
+    total = SSMR(layers="012", encoder=encoder, pooling="sum", batch_size=4).create(structures)
     assert mean.shape == (6, 3 * encoder.width)
     for i, a in enumerate(per_atom):
         assert a.shape == (len(structures[i]), 3 * encoder.width)
@@ -79,7 +79,7 @@ def test_ssmr_is_pooled_ssar(encoder, mp_structures):
 
 
 def test_float32_output(encoder, si):
-    out = SSMR(model=encoder, dtype="float32").create(si)
+    out = SSMR(encoder=encoder, dtype="float32").create(si)
     assert out.dtype == np.float32 and out.shape == ((encoder.n_layers + 1) * encoder.width,)
 
 
@@ -87,14 +87,14 @@ def test_float32_output(encoder, si):
                                              ({"batch_size": 0}, "batch_size")])
 def test_bad_descriptor_settings(encoder, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        SSMR(model=encoder, **kwargs)
+        SSMR(encoder=encoder, **kwargs)
 
 
 # -- invariances -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["rattled_si", "triclinic", "al_slab"])
 def test_ssmr_translation_invariance(encoder, request, name):
     atoms = request.getfixturevalue(name)
-    desc = SSMR(model=encoder)
+    desc = SSMR(encoder=encoder)
     ref = desc.create(atoms)
     moved = atoms.copy()
     moved.translate([1.37, -2.11, 0.73])
@@ -107,7 +107,7 @@ def test_ssmr_translation_invariance(encoder, request, name):
 @pytest.mark.parametrize("name", ["rattled_si", "triclinic", "al_slab", "h2o"])
 def test_ssmr_rotation_invariance(encoder, request, name):
     atoms = request.getfixturevalue(name)
-    desc = SSMR(model=encoder)
+    desc = SSMR(encoder=encoder)
     ref = desc.create(atoms)
     rotated = atoms.copy()
     rotated.rotate(37.0, (1.0, 2.0, 3.0), rotate_cell=True)
@@ -120,40 +120,40 @@ def test_permutation_invariance(encoder, request, name):
     atoms = request.getfixturevalue(name)
     perm = np.random.default_rng(0).permutation(len(atoms))
     assert (perm != np.arange(len(atoms))).any()
-    rel_close(SSMR(model=encoder).create(atoms[perm]), SSMR(model=encoder).create(atoms))
+    rel_close(SSMR(encoder=encoder).create(atoms[perm]), SSMR(encoder=encoder).create(atoms))
     # per atom: the rows follow the atoms
-    rel_close(SSAR(model=encoder).create(atoms[perm]), SSAR(model=encoder).create(atoms)[perm])
+    rel_close(SSAR(encoder=encoder).create(atoms[perm]), SSAR(encoder=encoder).create(atoms)[perm])
 
 
 @pytest.mark.parametrize("name", ["rattled_si", "rattled_nacl", "triclinic"])
 def test_supercell_sum_extensive_mean_intensive(encoder, request, name):
     atoms = request.getfixturevalue(name)
     sup = atoms.repeat((2, 1, 1))
-    s_sum, s_mean = SSMR(model=encoder, pooling="sum"), SSMR(model=encoder, pooling="mean")
+    s_sum, s_mean = SSMR(encoder=encoder, pooling="sum"), SSMR(encoder=encoder, pooling="mean")
     rel_close(s_sum.create(sup), 2.0 * s_sum.create(atoms))
     rel_close(s_mean.create(sup), s_mean.create(atoms))
 
 
 def test_distinguishes_structures(encoder, si, nacl, cu):
-    out = SSMR(model=encoder).create([si, nacl, cu])
+    out = SSMR(encoder=encoder).create([si, nacl, cu])
     assert np.linalg.matrix_rank(out) == 3
 
 
 def test_deterministic(encoder, mp_structures):
-    desc = SSMR(model=encoder, batch_size=7)
+    desc = SSMR(encoder=encoder, batch_size=7)
     a = desc.create(mp_structures[:12])
     b = desc.create(mp_structures[:12])
     np.testing.assert_array_equal(a, b)
     # batch composition does not matter either (eval-mode BatchNorm)
-    rel_close(SSMR(model=encoder, batch_size=1).create(mp_structures[:12]), a)
+    rel_close(SSMR(encoder=encoder, batch_size=1).create(mp_structures[:12]), a)
 
 
 def test_input_not_modified(encoder, triclinic):
     atoms = triclinic.copy()
     atoms.info["tag"] = "x"
     before = atoms.copy()
-    SSAR(model=encoder).create(atoms)
-    SSMR(model=encoder).create([atoms])
+    SSAR(encoder=encoder).create(atoms)
+    SSMR(encoder=encoder).create([atoms])
     assert atoms == before  # numbers, positions, cell, pbc
     assert atoms.info == before.info and set(atoms.arrays) == set(before.arrays)
     assert atoms.calc is None
@@ -161,18 +161,18 @@ def test_input_not_modified(encoder, triclinic):
 
 def test_list_input(encoder, mp_structures):
     structures = mp_structures[:5]
-    ssmr = SSMR(model=encoder).create(structures)
-    assert ssmr.shape == (5, SSMR(model=encoder).get_number_of_features())
-    ssar = SSAR(model=encoder).create(structures)
+    ssmr = SSMR(encoder=encoder).create(structures)
+    assert ssmr.shape == (5, SSMR(encoder=encoder).get_number_of_features())
+    ssar = SSAR(encoder=encoder).create(structures)
     assert isinstance(ssar, list) and [a.shape[0] for a in ssar] == [len(a) for a in structures]
-    rel_close(ssmr[2], SSMR(model=encoder).create(structures[2]))
+    rel_close(ssmr[2], SSMR(encoder=encoder).create(structures[2]))
 
 
 def test_pymatgen_structure_input(encoder, rattled_nacl, triclinic):
     from pymatgen.io.ase import AseAtomsAdaptor
 
     structures = [AseAtomsAdaptor.get_structure(a) for a in (rattled_nacl, triclinic)]
-    desc = SSMR(model=encoder)
+    desc = SSMR(encoder=encoder)
     rel_close(desc.create(structures), desc.create([rattled_nacl, triclinic]))
     rel_close(desc.create(structures[1]), desc.create(triclinic))
 
@@ -180,16 +180,16 @@ def test_pymatgen_structure_input(encoder, rattled_nacl, triclinic):
 def test_bad_structure_in_list_names_index(encoder, si, nacl):
     bad = Atoms("Cu2", positions=[[0, 0, 0], [0.01, 0, 0]], cell=[5, 5, 5], pbc=True)
     with pytest.raises(ValueError, match=r"structure 2: .*overlap"):
-        SSMR(model=encoder).create([si, nacl, bad])
+        SSMR(encoder=encoder).create([si, nacl, bad])
     with pytest.raises(ValueError, match="structure 1: empty structure"):
-        SSAR(model=encoder).create([si, Atoms()])
+        SSAR(encoder=encoder).create([si, Atoms()])
     with pytest.raises(ValueError, match="no structures given"):
-        SSMR(model=encoder).create([])
+        SSMR(encoder=encoder).create([])
 
 
 def test_model_from_directory(encoder_dir, small_encoder, si):
     """A saved encoder directory gives the same descriptor as the in-memory encoder."""
-    rel_close(SSMR(model=str(encoder_dir)).create(si), SSMR(model=small_encoder).create(si))
+    rel_close(SSMR(encoder=str(encoder_dir)).create(si), SSMR(encoder=small_encoder).create(si))
 
 
 # -- scikit-learn ------------------------------------------------------------------------------------------------
@@ -198,10 +198,10 @@ def test_sklearn_transformer_clone_and_params(encoder_dir):
 
     from ase_negnn.adapters import SSMRTransformer
 
-    t = SSMRTransformer(layers="0-2", model=str(encoder_dir), pooling="sum")
+    t = SSMRTransformer(layers="0-2", encoder=str(encoder_dir), pooling="sum")
     params = t.get_params()
-    assert params == {"layers": "0-2", "model": str(encoder_dir), "pooling": "sum", "batch_size": 64,
-                      "device": "cpu"}
+    assert params == {"layers": "0-2", "encoder": str(encoder_dir), "pooling": "sum", "batch_size": 64,
+                      "device": "cpu", "model": None}
     c = clone(t)
     assert c is not t and c.get_params() == params
     c.set_params(pooling="mean")
@@ -215,7 +215,7 @@ def test_sklearn_transformer_not_fitted(encoder_dir, si):
     from ase_negnn.adapters import SSMRTransformer
 
     with pytest.raises(NotFittedError):
-        SSMRTransformer(model=str(encoder_dir)).transform([si])
+        SSMRTransformer(encoder=str(encoder_dir)).transform([si])
 
 
 def test_sklearn_pipeline_kernel_ridge(encoder_dir, mp_structures):
@@ -227,7 +227,7 @@ def test_sklearn_pipeline_kernel_ridge(encoder_dir, mp_structures):
 
     y = np.array([a.info["formation_energy_per_atom"] for a in mp_structures])
     train, test = mp_structures[:30], mp_structures[30:]
-    pipe = Pipeline([("ssmr", SSMRTransformer(layers="all", model=str(encoder_dir))), ("scale", StandardScaler()),
+    pipe = Pipeline([("ssmr", SSMRTransformer(layers="all", encoder=str(encoder_dir))), ("scale", StandardScaler()),
                      ("krr", KernelRidge(alpha=1e-3, kernel="rbf", gamma=0.05))])
     pipe.fit(train, y[:30])
     fitted = pipe.predict(train)
@@ -245,7 +245,7 @@ def test_matminer_style_featurizer(encoder_dir, small_encoder, si, nacl):
 
     from ase_negnn.adapters import SSMRFeaturizer
 
-    f = SSMRFeaturizer(layers="01", model=str(encoder_dir), pooling="sum")
+    f = SSMRFeaturizer(layers="01", encoder=str(encoder_dir), pooling="sum")
     row = f.featurize(AseAtomsAdaptor.get_structure(si))
     labels = f.feature_labels()
     assert isinstance(row, list) and len(row) == len(labels) == 2 * small_encoder.width
@@ -287,3 +287,21 @@ def test_multi_statistic_pooling_matches_numpy_and_is_invariant():
         SSMR("0-2", enc, pooling="mean+median")
     with pytest.raises(ValueError, match="repeated"):
         parse_pooling("max+max")
+
+
+def test_old_argument_name_model_still_works_with_a_deprecation_warning(encoder_dir, encoder, si):
+    """``model=`` (the encoder, before the vocabulary was unified) gives the same descriptor and says what to use."""
+    from ase_negnn.adapters import SSMRFeaturizer, SSMRTransformer
+
+    expected = SSMR(encoder=encoder).create(si)
+    with pytest.warns(DeprecationWarning, match="use encoder="):
+        np.testing.assert_array_equal(SSMR(model=encoder).create(si), expected)
+    with pytest.warns(DeprecationWarning, match="use encoder="):
+        SSAR(model=encoder)
+    with pytest.raises(TypeError, match="both encoder= and"):
+        SSMR(encoder=str(encoder_dir), model=encoder)
+    with pytest.warns(DeprecationWarning, match="use encoder="):
+        t = SSMRTransformer(layers="0-1", model=str(encoder_dir)).fit()
+    assert t.descriptor_.encoder.width == 8
+    with pytest.warns(DeprecationWarning, match="use encoder="):
+        assert SSMRFeaturizer(model=str(encoder_dir)).encoder == str(encoder_dir)

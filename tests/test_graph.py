@@ -216,10 +216,10 @@ def test_isolated_atom_has_no_edges_and_finite_descriptor(pbc, random_encoder):
     atoms = Atoms("Ar", positions=[[10.0, 10.0, 10.0]], cell=[20.0, 20.0, 20.0], pbc=pbc)
     graph = CrystalGraphConverter()(atoms)
     assert graph.edge_index.shape == (2, 0) and graph.num_nodes == 1
-    ssar = SSAR(model=random_encoder).create(atoms)
+    ssar = SSAR(encoder=random_encoder).create(atoms)
     assert ssar.shape == (1, 6 * 64) and np.isfinite(ssar).all()
     with torch.no_grad():
         layer0 = random_encoder.node_embedding(random_encoder.element_table[18]).numpy()
     np.testing.assert_allclose(ssar[0, :64], layer0, rtol=1e-6, atol=1e-6)
-    other = SSAR(model=random_encoder).create(Atoms("Ar", cell=[20.0] * 3, pbc=not pbc))
+    other = SSAR(encoder=random_encoder).create(Atoms("Ar", cell=[20.0] * 3, pbc=not pbc))
     np.testing.assert_allclose(ssar, other, rtol=1e-6, atol=1e-6)

@@ -76,7 +76,7 @@ def test_screen_killed_and_resumed_yields_each_id_once(property_model_dirs, tmp_
 def test_pretrain_killed_mid_run_resumes_without_losing_epochs(tmp_path):
     out = tmp_path / "run"
     base = [*CLI, "pretrain", "--data", str(MP_SMALL), "--out", str(out), "--epochs", "4", "--batch-size", "8",
-            "--layers", "2", "--width", "16", "--no-progress", "--seed", "0"]
+            "--n-layers", "2", "--width", "16", "--no-progress", "--seed", "0"]
     proc = subprocess.Popen(base, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = out / "checkpoints" / "epoch001.ckpt"
     reached = _wait_for(first.exists, proc)
