@@ -240,7 +240,7 @@ def install_cmd(source, name, package):
               help="Fixed test set (file/dir/db); --split is then train,val of --data (e.g. 0.9,0.1).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.ckpt.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Graph cache directory.")
-@click.option("--accelerator", default="cpu", show_default=True, help="Lightning accelerator (cpu, gpu, auto).")
+@click.option("--accelerator", default="auto", show_default=True, help="Lightning accelerator (cpu, gpu, auto).")
 @click.option("--devices", default="auto", show_default=True, help="Lightning devices.")
 @click.option("--strategy", default="auto", show_default=True, help="Lightning strategy (auto, ddp, …).")
 @click.option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True, help="Nodes for multi-node DDP.")
@@ -510,9 +510,13 @@ def phonons_cmd(input_path, potential, supercell, mesh, displacement, born, t_ma
 @click.option("--models", default="mp-eform,mp-gap", show_default=True,
               help="Property models, comma separated (bundled names or directories).")
 @click.option("--potential", default=None, help="Potential model (needed for --relax).")
-@click.option("--relax", "do_relax", is_flag=True, help="Relax each structure (positions and cell) before predicting.")
+@click.option("--relax", "do_relax", is_flag=True, help="Relax each structure with --potential before predicting.")
 @click.option("--fmax", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
               help="Relaxation force criterion in eV/Å.")
+@click.option("--steps", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Maximum optimiser steps per structure (as relax).")
+@click.option("--cell/--no-cell", default=False, show_default=True,
+              help="Also relax the cell (FrechetCellFilter), as relax --cell.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="ASE database (.db); a CSV with the same stem is written next to it. Re-running resumes.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=64, show_default=True,
@@ -524,13 +528,14 @@ def phonons_cmd(input_path, potential, supercell, mesh, displacement, born, t_ma
                    "(probability of lying in the window). ucb/lcb/std/in need a model with PROP_std (--method krr).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
 @click.option("--no-progress", is_flag=True, help="Disable the progress bar.")
-def screen_cmd(input_path, models, potential, do_relax, fmax, out, chunk_size, limit, rank, device, no_progress):
+def screen_cmd(input_path, models, potential, do_relax, fmax, steps, cell, out, chunk_size, limit, rank, device,
+               no_progress):
     """Predict properties for every structure of INPUT into an ASE database (resumable, errors recorded per item).
 
     \b
     Example:
       ase-negnn screen candidates.extxyz --models mp-eform,mp-gap --out screen.db
-      ase-negnn screen cifs/ --potential runs/pot/model --relax --out screen.db   # re-run to resume
+      ase-negnn screen cifs/ --potential runs/pot/model --relax --cell --out screen.db   # re-run to resume
       ase-negnn screen candidates.extxyz --models runs/gap-krr/model --rank band_gap:ucb --out next.db
     """
     from .calculator import NEGNNCalculator
@@ -538,8 +543,8 @@ def screen_cmd(input_path, models, potential, do_relax, fmax, out, chunk_size, l
 
     try:
         calc = NEGNNCalculator(potential=potential, models=_model_list(models), device=device)
-        stats = screen(input_path, out, calc, relax=do_relax, fmax=fmax, chunk_size=chunk_size, limit=limit,
-                       progress=not no_progress, rank=rank)
+        stats = screen(input_path, out, calc, relax=do_relax, fmax=fmax, steps=steps, cell=cell, chunk_size=chunk_size,
+                       limit=limit, progress=not no_progress, rank=rank)
     except (FileNotFoundError, ValueError) as ex:
         raise click.ClickException(str(ex)) from ex
     click.echo(f"screened {stats['n_new']} new structure(s) ({stats['n_skipped']} already done, "

@@ -104,10 +104,11 @@ def _available_keys(atoms, task: str) -> list[str]:
 
 
 def _stress_matrix(value) -> np.ndarray:
+    from ase.stress import voigt_6_to_full_3x3_stress
+
     s = np.asarray(value, dtype=float)
     if s.shape == (6,):
-        xx, yy, zz, yz, xz, xy = s
-        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+        return voigt_6_to_full_3x3_stress(s)
     if s.shape == (3, 3):
         return s
     raise ValueError(f"stress must be Voigt (6,) or (3, 3), got shape {s.shape}")

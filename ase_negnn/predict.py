@@ -8,16 +8,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from .io import atomic_open, db_structure_id, structure_ids
 
 __all__ = ["write_predictions"]
-
-
-def _voigt(stress: np.ndarray) -> np.ndarray:
-    """3×3 stress → ASE Voigt order (xx, yy, zz, yz, xz, xy)."""
-    s = np.asarray(stress)
-    return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
 
 
 def write_predictions(path: str | Path, model, images, rows: list[dict]) -> Path:
@@ -54,7 +49,7 @@ def write_predictions(path: str | Path, model, images, rows: list[dict]) -> Path
                         data[target] = np.asarray(row[target])
                     else:
                         a.calc = SinglePointCalculator(a, energy=row["energy"], forces=row["forces"],
-                                                       stress=_voigt(row["stress"]) if "stress" in row else None)
+                                                       stress=full_3x3_to_voigt_6_stress(row["stress"]) if "stress" in row else None)
                     db.write(a, key_value_pairs=kv, data=data)
             os.replace(tmp, path)
         finally:
@@ -76,7 +71,7 @@ def write_predictions(path: str | Path, model, images, rows: list[dict]) -> Path
             w.writerow(["id", "formula", "n_atoms", "energy", "energy_per_atom",
                         *(f"stress_{c}" for c in ("xx", "yy", "zz", "yz", "xz", "xy"))])
             for sid, atoms, row in zip(ids, images, rows):
-                stress = _voigt(row["stress"]) if "stress" in row else [float("nan")] * 6
+                stress = full_3x3_to_voigt_6_stress(row["stress"]) if "stress" in row else [float("nan")] * 6
                 w.writerow([sid, atoms.get_chemical_formula(), len(atoms), f"{row['energy']:.8g}",
                             f"{row['energy'] / len(atoms):.8g}", *(f"{v:.6g}" for v in stress)])
     return path

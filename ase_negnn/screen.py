@@ -137,8 +137,8 @@ def _done_ids(db) -> set[str]:
     return {str(row.get("structure_id")) for row in db.select(include_data=False) if row.get("structure_id") is not None}
 
 
-def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float = 0.05, steps: int = 300,
-           cell: bool = True, optimizer: str = "FIRE", chunk_size: int = 64, csv_path: str | Path | None = None,
+def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float = 0.05, steps: int = 500,
+           cell: bool = False, optimizer: str = "FIRE", chunk_size: int = 64, csv_path: str | Path | None = None,
            progress: bool = True, limit: int | None = None, rank: str | None = None) -> dict:
     """Screen every structure of ``source`` with ``calculator`` and store the results in the ASE db ``out``.
 
@@ -151,7 +151,8 @@ def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float
     calculator : NEGNNCalculator
         Its property models are evaluated for every structure; with ``relax=True`` its potential relaxes first.
     relax, fmax, steps, cell, optimizer
-        Optional relaxation before prediction (see :func:`ase_negnn.relax.relax`).
+        Optional relaxation before prediction, with :func:`ase_negnn.relax.relax`'s defaults (positions only unless
+        ``cell=True``; at most 500 steps).
     chunk_size : int
         Structures per batch and per database transaction.
     csv_path : path, optional

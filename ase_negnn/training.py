@@ -247,7 +247,7 @@ def train(
     test_data=None,
     resume: bool = False,
     cache_dir: str | Path | None = None,
-    accelerator: str = "cpu",
+    accelerator: str = "auto",
     devices="auto",
     strategy: str = "auto",
     num_nodes: int = 1,
