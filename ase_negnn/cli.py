@@ -436,10 +436,20 @@ def relax_cmd(input_path, potential, models, fmax, steps, cell, optimizer, out, 
         raise click.ClickException(str(ex)) from ex
     traj_dir = out.parent / f"{out.stem}_traj"
     relaxed, failed = [], []
-    for sid, atoms in zip(structure_ids(images), tqdm(images, disable=no_progress, desc="relax", unit="struct")):
+    # one bar over all optimiser steps (each structure at most --steps; a converged one jumps to its end), so the
+    # ETA moves step by step even for a single structure
+    bar = tqdm(total=steps * len(images), disable=no_progress, desc="relax", unit="step")
+    for k, (sid, atoms) in enumerate(zip(structure_ids(images), images)):
+        bar.set_postfix_str(f"{sid} ({k + 1}/{len(images)})")
+
+        def step(n, fmax_now, start=k * steps):
+            bar.n = start + n
+            bar.set_postfix_str(f"{sid} ({k + 1}/{len(images)}) fmax {fmax_now:.3f} eV/Å", refresh=False)
+            bar.refresh()
+
         try:
             res = relax(atoms, calc, fmax=fmax, steps=steps, cell=cell, optimizer=optimizer,
-                        trajectory=traj_dir / f"{sid}.traj", property_calculator=riders)
+                        trajectory=traj_dir / f"{sid}.traj", property_calculator=riders, callback=step)
         except Exception as ex:  # one bad structure does not stop the others
             failed.append(sid)
             click.echo(f"{sid}: failed: {type(ex).__name__}: {ex}", err=True)
@@ -448,6 +458,9 @@ def relax_cmd(input_path, potential, models, fmax, steps, cell, optimizer, out, 
         final.info.update(id=sid, relax_converged=res.converged, relax_steps=res.steps, relax_fmax=res.fmax,
                           **{k: v for k, v in res.properties.items() if np.ndim(v) == 0})
         relaxed.append(final)
+        bar.n = (k + 1) * steps
+        bar.refresh()
+    bar.close()
     if relaxed:
         with atomic_open(out, "w") as fh:
             ase.io.write(fh, relaxed, format="extxyz")

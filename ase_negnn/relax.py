@@ -40,7 +40,7 @@ def _optimizer(name: str):
 
 def relax(atoms: Atoms, calculator, fmax: float = 0.05, steps: int = 500, cell: bool = False,
           optimizer: str = "FIRE", trajectory: str | Path | None = None, logfile: str | None = None,
-          property_calculator=None) -> RelaxResult:
+          property_calculator=None, callback=None) -> RelaxResult:
     """Relax positions (and the cell with ``cell=True``) until the largest force is below ``fmax``.
 
     Parameters
@@ -60,6 +60,8 @@ def relax(atoms: Atoms, calculator, fmax: float = 0.05, steps: int = 500, cell: 
         ASE ``.traj`` file receiving every step.
     property_calculator : NEGNNCalculator, optional
         Property models evaluated on the relaxed structure (results in ``RelaxResult.properties``).
+    callback : callable, optional
+        Called after every optimiser step as ``callback(step, fmax_now)`` (e.g. to move a progress bar).
 
     Returns
     -------
@@ -87,6 +89,9 @@ def relax(atoms: Atoms, calculator, fmax: float = 0.05, steps: int = 500, cell: 
         if traj is not None:
             opt.attach(traj.write, interval=1)
             traj.write()
+        if callback is not None:
+            opt.attach(lambda: callback(int(opt.nsteps), float(np.linalg.norm(target.get_forces(), axis=1).max())),
+                       interval=1)
         converged = bool(opt.run(fmax=fmax, steps=steps))
     finally:
         if traj is not None:

@@ -142,6 +142,14 @@ def test_relax_positions_reaches_fmax(calc, si8, optimizer, tmp_path):
     assert len(read(tmp_path / "r.traj", ":")) == res.steps + 2  # initial + one per step + final write
 
 
+def test_relax_reports_every_step_to_its_callback(calc, si8):
+    """The callback behind relax's progress bar: one call per optimiser step, with the step and the current fmax."""
+    seen = []
+    res = relax(si8, calc, fmax=0.05, steps=300, callback=lambda n, f: seen.append((n, f)))
+    assert [n for n, _ in seen] == list(range(res.steps + 1))  # ASE calls observers at step 0 too
+    assert seen[-1][1] == pytest.approx(res.fmax, rel=1e-6) and seen[0][1] > seen[-1][1]
+
+
 def test_relax_with_cell_filter_and_properties_riding_along(calc, si8, property_model_dirs):
     strained = si8.copy()
     strained.set_cell(si8.cell.array * 1.03, scale_atoms=True)
@@ -302,3 +310,19 @@ def test_top_level_name():
     import ase_negnn
 
     assert ase_negnn.NEGNNCalculator is NEGNNCalculator
+
+
+def test_cli_relax_progress_bar_counts_optimiser_steps(si_potential_dir, si8, tmp_path):
+    """The bar's total is --steps per structure (not 1 per structure, which stayed at 0/1 until the end)."""
+    import ase.io
+    from click.testing import CliRunner
+
+    from ase_negnn.cli import cli
+
+    rattled = si8.copy()
+    rattled.rattle(0.05, seed=0)
+    ase.io.write(tmp_path / "in.extxyz", [rattled, rattled])
+    res = CliRunner().invoke(cli, ["relax", str(tmp_path / "in.extxyz"), "--potential", str(si_potential_dir),
+                                   "--steps", "150", "--out", str(tmp_path / "out.extxyz")])
+    assert res.exit_code == 0, res.output
+    assert "/300 [" in res.output and "fmax" in res.output
