@@ -55,6 +55,20 @@ def test_loo_variance_is_the_posterior_variance_without_the_point(xy):
         assert res["loo_variances"][i] == pytest.approx(var, rel=1e-8)
 
 
+def test_prior_mean_is_chosen_by_leave_one_out(xy, random_encoder):
+    """Labels far from 0 (y + 50): a zero prior mean (scikit-learn's KernelRidge, the paper) shrinks towards 0, the
+    label mean does not; the fit takes whichever leaves one out better, never worse than the uncentred search."""
+    X, y = xy
+    grid = {"alphas": [1e-3, 1e-1], "gammas": [0.05, 0.5]}
+    shifted = y + 50.0
+    _, rep = K.fit_kernel_model(X, shifted, random_encoder, "y", **grid)
+    Xs = (X - X.mean(0)) / X.std(0)
+    uncentred = K.loo_grid_search(Xs, shifted, **grid)["cv_mae"]
+    centred = K.loo_grid_search(Xs, shifted - shifted.mean(), **grid)["cv_mae"]
+    assert rep["prior_mean"] == pytest.approx(shifted.mean()) and centred < uncentred
+    assert rep["loo_mae"] == pytest.approx(min(centred, uncentred))
+
+
 def test_nystrom_with_every_point_as_landmark_is_exact(xy, random_encoder):
     """With n_basis ≥ n the Nyström model is the exact kernel: same choice, same means and standard deviations."""
     X, y = xy
