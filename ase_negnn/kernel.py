@@ -41,8 +41,11 @@ from .encoder import CGCNNEncoder, load_graph_aware, save_atomic
 __all__ = ["ALPHAS", "GAMMAS", "KERNELS", "KernelModel", "calibrate_scale", "fit_kernel_model", "kernel_matrix",
            "loo_grid_search", "train_kernel_model"]
 
+#: Kernels of the grid search (scikit-learn's names).
 KERNELS = ("rbf", "laplacian")
-ALPHAS = np.logspace(-10, 0, 11)  # the paper's grid
+#: Ridge parameters α of the grid: the paper's ``logspace(-10, 0, 11)``.
+ALPHAS = np.logspace(-10, 0, 11)
+#: Kernel widths γ of the grid: the paper's ``logspace(-10, 0, 11)``.
 GAMMAS = np.logspace(-10, 0, 11)
 MAX_EXACT = 20_000
 N_BASIS = 2_000
@@ -430,7 +433,7 @@ def train_kernel_model(data, target: str, out: str | Path, *, encoder="default",
     The split is :func:`ase_negnn.training.split_three`'s for the same ``split`` and ``seed`` (so NEGNN and kernel
     models trained on one file share a test set); the kernel model fits on training + validation structures
     (leave-one-out replaces the validation set) and reports test MAE, RMSE, R², interval coverage and the
-    Spearman correlation of |error| with the predicted standard deviation. ``test_data`` replaces the test part
+    Spearman correlation of the absolute error with the predicted standard deviation. ``test_data`` replaces the test part
     (``split`` then has two fractions, both fitted on).
     """
     from .data import read_structures
