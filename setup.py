@@ -38,9 +38,9 @@ setup(
     extras_require={
         # The docs packages too: tests/test_docs.py builds the API reference (docs/, warnings as errors).
         "test": ["pytest>=8", "hypothesis>=6.100", "matplotlib>=3.8", "sphinx>=8.1", "sphinx-click>=6.2", "furo>=2025.12",
-                 "vermin>=1.6"],
+                 "myst-parser>=5.2", "vermin>=1.6"],
         # API reference: python -m sphinx -W --keep-going -b html docs docs/_build/html
-        "docs": ["sphinx>=8.1", "sphinx-click>=6.2", "furo>=2025.12"],
+        "docs": ["sphinx>=8.1", "sphinx-click>=6.2", "furo>=2025.12", "myst-parser>=5.2"],
         # Benchmarks only (benchmarks/README.md): peers and plotting, never needed by the library.
         # dscribe 2.1 needs benchmarks/_dscribe_compat.py under ASE >= 3.27; matminer pins pandas < 3.
         "bench": ["vesin>=0.3", "matplotlib>=3.8", "chgnet>=0.3", "dscribe>=2.1", "matminer>=0.9"],

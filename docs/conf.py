@@ -21,7 +21,14 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
     "sphinx_click",
+    "myst_parser",
 ]
+
+# The user guide, results, robustness, design and examples pages are Markdown (MyST), shared with GitHub's rendering:
+# their links to files outside docs/ (benchmark reports, scripts) are plain relative links, not Sphinx documents.
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+myst_heading_anchors = 3
+suppress_warnings = ["myst.xref_missing"]
 
 # No intersphinx: the build must work offline (CI reaches only the package registries).
 

@@ -3,7 +3,7 @@
 Entry points: ``SSAR``/``SSMR.create``, ``NEGNNCalculator`` (energy and forces, ``band_gap``, ``predict_many``),
 ``train`` / ``ase-negnn train``, ``ase-negnn predict``, ``screen``, ``relax`` and ``compute_phonons``; then saved
 models, encoders and graph caches that are truncated, corrupt, foreign or malicious; atomic writers; two screening
-processes at once; and property-based invariances on random crystals. The "Robustness" table of ``README.md`` maps
+processes at once; and property-based invariances on random crystals. The table of ``docs/robustness.md`` maps
 every case to the tests here.
 """
 
