@@ -375,49 +375,46 @@ def run_negnn(method, target, train_atoms, val_atoms, test_atoms, seed, out: Pat
 _ENCODERS: dict = {}
 
 
-def run_ssmr_krr(target, train_atoms, test_atoms, args) -> dict:
-    """SSMR (``--encoder``, layers 0-5, mean pooling) + KRR on the paper's grid, chosen by leave-one-out CV on the
-    training labels only (no validation labels needed), scored on the same test structures."""
-    from _paper import krr_evaluate, ssmr_all_layers
+def _krr_run(target, train_atoms, test_atoms, features) -> dict:
+    """KRR on the paper's grid, chosen by leave-one-out CV on the training labels only (no validation labels
+    needed; the "val MAE" column holds that CV MAE), scored on the test structures. ``features(atoms, ids)`` gives
+    the rows (cached per mp-id in benchmarks/cache)."""
+    from _paper import krr_evaluate
 
-    from ase_negnn.pretrained import load_encoder
-    from ase_negnn.training import regression_metrics
+    from ase_negnn.metrics import regression_metrics
 
     key = TARGETS[target]["key"]
     t0 = time.perf_counter()
-    if args.encoder not in _ENCODERS:
-        _ENCODERS[args.encoder] = load_encoder(args.encoder)
     atoms = train_atoms + test_atoms
-    ids = [a.info["mp_id"] for a in atoms]
-    # cached per mp-id in benchmarks/cache (the same cache as paper_krr.py's "ours SSMR mean")
-    X = ssmr_all_layers(_ENCODERS[args.encoder], "ours", "mean", dict(zip(ids, atoms)), ids, log=log)
+    X = features(atoms, [a.info["mp_id"] for a in atoms])
     y = np.array([float(a.info[key]) for a in atoms])
     n = len(train_atoms)
     r = krr_evaluate(X, y, np.arange(n), np.arange(n, len(y)), cv="loo")
     m = regression_metrics(r["pred"], y[n:])
     return {"test_mae": m["mae"], "test_rmse": m["rmse"], "test_r2": m["r2"], "val_mae": r["cv_mae"],
             "epochs_run": "", "train_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def run_ssmr_krr(target, train_atoms, test_atoms, args) -> dict:
+    """SSMR (``--encoder``, layers 0-5, mean pooling; the same cache as paper_krr.py's "ours SSMR mean") + KRR."""
+    from _paper import ssmr_all_layers
+
+    from ase_negnn.pretrained import load_encoder
+
+    if args.encoder not in _ENCODERS:
+        _ENCODERS[args.encoder] = load_encoder(args.encoder)
+    return _krr_run(target, train_atoms, test_atoms, lambda atoms, ids: ssmr_all_layers(
+        _ENCODERS[args.encoder], "ours", "mean", dict(zip(ids, atoms)), ids, log=log))
 
 
 def run_chgnet_krr(target, train_atoms, test_atoms, args) -> dict:
     """The peer descriptor of issue 16: CHGNet's pretrained atom features (``atom_fea``, mean over atoms; the
-    better of its two feature sets by CV in ``paper_krr``) + the same KRR protocol as ``run_ssmr_krr``. CHGNet was
-    trained on MP energies: on formation energy its features have seen the labels' own DFT energies (leak)."""
-    from _paper import chgnet_features, krr_evaluate
+    better of its two feature sets by CV in ``paper_krr``) + the same KRR as ``run_ssmr_krr``. CHGNet was trained
+    on MP energies: on formation energy its features have seen the labels' own DFT energies (leak)."""
+    from _paper import chgnet_features
 
-    from ase_negnn.training import regression_metrics
-
-    key = TARGETS[target]["key"]
-    t0 = time.perf_counter()
-    atoms = train_atoms + test_atoms
-    ids = [a.info["mp_id"] for a in atoms]
-    X, _, _ = chgnet_features(dict(zip(ids, atoms)), ids, "atom", log=log)  # cached per mp-id in benchmarks/cache
-    y = np.array([float(a.info[key]) for a in atoms])
-    n = len(train_atoms)
-    r = krr_evaluate(X, y, np.arange(n), np.arange(n, len(y)), cv="loo")
-    m = regression_metrics(r["pred"], y[n:])
-    return {"test_mae": m["mae"], "test_rmse": m["rmse"], "test_r2": m["r2"], "val_mae": r["cv_mae"],
-            "epochs_run": "", "train_seconds": round(time.perf_counter() - t0, 1)}
+    return _krr_run(target, train_atoms, test_atoms,
+                    lambda atoms, ids: chgnet_features(dict(zip(ids, atoms)), ids, "atom", log=log)[0])
 
 
 _MEGNET_SETS: dict = {}
