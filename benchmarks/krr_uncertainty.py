@@ -99,13 +99,38 @@ def coverage_curve(mean, std, y) -> np.ndarray:
     return np.array([np.mean(z <= norm.ppf(0.5 + lv / 2)) for lv in LEVELS])
 
 
-def calibration(sets: dict, seeds: list[int], encoder, log=print) -> list[dict]:
+class Memo:
+    """Finished rows by (phase, set, seed) in ``RUNS/rows.json``, written after each: an interrupted run resumes."""
+
+    def __init__(self, path: Path):
+        import json
+
+        self.path = path
+        self.data = json.loads(path.read_text()) if path.exists() else {}
+
+    def get(self, key: str):
+        return self.data.get(key)
+
+    def put(self, key: str, value) -> None:
+        import json
+
+        from ase_negnn.io import write_json_atomic
+
+        self.data[key] = json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else o))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.data, self.path)
+
+
+def calibration(sets: dict, seeds: list[int], encoder, memo: Memo, log=print) -> list[dict]:
     from ase_negnn.kernel import fit_kernel_model
     from ase_negnn.metrics import uncertainty_metrics
 
     rows = []
     for name, (ids, X, y) in sets.items():
         for seed in seeds:
+            if (done := memo.get(f"cal/{name}/{seed}")) is not None:
+                rows.append({**done, "curve": np.asarray(done["curve"])})
+                continue
             tr, te = P.split_80_20(len(ids), seed)
             model, rep = fit_kernel_model(X[tr], y[tr], encoder, name)
             Xs = (X[te] - model.feature_mean.numpy()) / model.feature_scale.numpy()
@@ -120,6 +145,7 @@ def calibration(sets: dict, seeds: list[int], encoder, log=print) -> list[dict]:
                    "kernel": rep["kernel"], "gamma": rep["gamma"], "alpha": rep["alpha"], "fit_seconds": rep["fit_seconds"],
                    "curve": coverage_curve(mean, std, y[te])}
             rows.append(row)
+            memo.put(f"cal/{name}/{seed}", row)
             log(f"  {name} seed {seed}: MAE {mae:.4g} (benchmark KRR {ref['test_mae']:.4g}), coverage "
                 f"{m['coverage_68']:.3f} / {m['coverage_90']:.3f}, Spearman {m['spearman']:.3f}, "
                 f"fit {rep['fit_seconds']:.0f} s")
@@ -405,19 +431,32 @@ def main(argv=None):
     encoder = load_encoder(args.encoder)
     sets = load_sets(args.data, list(dict.fromkeys(names + al_names)), encoder)
     units = {k: SETS[k][1] for k in SETS}
-    cal = calibration({k: sets[k] for k in names}, args.seeds, encoder)
+    memo = Memo(args.runs / "rows.json")
+    cal = calibration({k: sets[k] for k in names}, args.seeds, encoder, memo)
+    report(args, argv, cal, [], [], time.perf_counter() - t0, units)  # rewritten after each phase
     al = []
     for name in al_names:
         ids, X, y = sets[name]
         for seed in [int(s) for s in args.al_seeds.split(",") if s]:
-            al += active_learning(name, ids, X, y, seed, encoder, args.al_start, args.al_step, args.al_max)
+            key = f"al/{name}/{seed}/{args.al_start}/{args.al_step}/{args.al_max}"
+            if memo.get(key) is None:
+                memo.put(key, active_learning(name, ids, X, y, seed, encoder, args.al_start, args.al_step,
+                                              args.al_max))
+            al += memo.get(key)
+    if al:
+        report(args, argv, cal, al, [], time.perf_counter() - t0, units)
     ens_names = [s for s in args.ensemble_sets.split(",") if s]
     if any(n not in P.PROPERTIES for n in ens_names):
         sys.exit(f"--ensemble-sets: choose from {', '.join(P.PROPERTIES)}")
     missing = [n for n in ens_names if n not in sets]
     if missing:
         sets.update(load_sets(args.data, missing, encoder))
-    ens = ensembles(args, sets, ens_names, encoder) if ens_names else []
+    ens = []
+    for name in ens_names:
+        key = f"ens/{name}/{args.seeds[0]}/{args.ensemble_members}/{args.ensemble_epochs}"
+        if memo.get(key) is None:
+            memo.put(key, ensembles(args, sets, [name], encoder))
+        ens += memo.get(key)
     report(args, argv, cal, al, ens, time.perf_counter() - t0, units)
     return 0
 
