@@ -8,6 +8,7 @@ import logging
 import platform
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -304,12 +305,89 @@ def train(
     """
     out = Path(out)
     last = run_checkpoint(out, resume)
-    ckpt_dir = last.parent
     if max_epochs < 1 or batch_size < 1:
         raise ValueError(f"max_epochs and batch_size must be >= 1, got {max_epochs} and {batch_size}")
+    t0 = time.perf_counter()
+    run = _prepare(data, target, task, split, seed, test_data, labels_csv, id_column, allow_missing_sites, max_train,
+                   cache_dir, progress, batch_size, init_seed,
+                   dict(encoder=encoder, task=task, target=target, units=units, layers=layers,
+                        freeze_encoder=freeze_encoder, from_scratch=from_scratch, n_conv=n_conv, width=width,
+                        pooling=pooling, cutoff=cutoff, nonnegative=nonnegative))
+    t_prep = time.perf_counter() - t0
+    module = NEGNNModule(run.model, lr=lr, max_epochs=max_epochs, energy_weight=energy_weight,
+                         force_weight=force_weight, stress_weight=stress_weight)
+    t1 = time.perf_counter()
+    trainer, best = _fit(module, run, out, last if resume else None, max_epochs, early_stopping, batch_size,
+                         num_workers, seed, progress, dict(accelerator=accelerator, devices=devices, strategy=strategy,
+                                                           num_nodes=num_nodes))
+    t_train = time.perf_counter() - t1
+    if not trainer.is_global_zero:  # DDP: rank 0 alone evaluates and writes the model, card and predictions
+        return {}
+    if best.best_model_path:
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    model = module.model.cpu().eval()
+    val_metrics, _ = evaluate(model, run.dataset, run.val_idx, batch_size)
+    test_metrics, pairs = evaluate(model, run.dataset, run.test_idx, batch_size)
+    card = {
+        "task": task,
+        "target": target,
+        "units": units,
+        "data": str(data) if isinstance(data, (str, Path)) else f"{len(run.images)} Atoms",
+        "labels": run.labels.source,
+        "label_notes": run.labels.notes,
+        "n_structures": len(run.dataset),
+        "skipped_structures": len(run.images) - len(run.dataset),
+        "split": list(parse_split(split, test_data is None)),
+        "test_data": str(test_data) if isinstance(test_data, (str, Path)) else None,
+        "seed": seed,
+        "init_seed": seed if init_seed is None else init_seed,
+        "n_train": len(run.train_idx),
+        "n_validation": len(run.val_idx),
+        "n_test": len(run.test_idx),
+        "from_scratch": from_scratch,
+        "encoder": str(encoder) if not from_scratch else "random init",
+        "model": {k: v for k, v in model._init_args.items() if k != "encoder"},
+        "graph": model.graph_converter().settings.todict(),
+        "batch_size": batch_size,
+        "lr": lr,
+        "max_epochs": max_epochs,
+        "epochs_run": trainer.current_epoch,
+        "best_epoch_checkpoint": Path(best.best_model_path).name if best.best_model_path else None,
+        "early_stopping_patience": early_stopping,
+        "loss_weights": {"energy": energy_weight, "force": force_weight, "stress": stress_weight} if task == "potential" else None,
+        "validation_metrics": val_metrics,
+        "test_metrics": test_metrics,
+        "prepare_seconds": round(t_prep, 1),
+        "train_seconds_this_session": round(t_train, 1),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "hardware": f"{platform.machine()}, torch threads {torch.get_num_threads()}, accelerator {accelerator}",
+        "versions": {"torch": torch.__version__, "lightning": L.__version__},
+    }
+    _write_run(out, model, card, pairs, run, plot)
+    return card
+
+
+@dataclass
+class _Run:
+    """What :func:`train` prepares before fitting: structures, labels, graphs, splits and the model."""
+
+    images: list
+    labels: Labels
+    dataset: LabelledGraphs
+    rows: np.ndarray  # dataset row -> index in images
+    ids: list
+    model: NEGNN
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    test_idx: np.ndarray
+
+
+def _prepare(data, target, task, split, seed, test_data, labels_csv, id_column, allow_missing_sites, max_train,
+             cache_dir, progress, batch_size, init_seed, model_args: dict) -> _Run:
+    """Read and check the structures and labels, build the model and the graphs, split, normalise."""
     with_test = test_data is None
     parse_split(split, with_test)
-    t0 = time.perf_counter()
     images = read_structures(data)
     n_main = len(images)
     if test_data is not None:
@@ -317,16 +395,13 @@ def train(
     labels = extract_labels(images, target, task, labels_csv, id_column, allow_missing_sites)
     split_three(n_main, split, seed, with_test)  # fail on an empty split before building anything
     L.seed_everything(seed if init_seed is None else init_seed, workers=True, verbose=False)
-    model = NEGNN(encoder=encoder, task=task, target=target, units=units, layers=layers,
-                  freeze_encoder=freeze_encoder, from_scratch=from_scratch, n_conv=n_conv, width=width,
-                  pooling=pooling, cutoff=cutoff, nonnegative=nonnegative)
+    model = NEGNN(**model_args)
     converter = model.graph_converter()
     if isinstance(data, (str, Path)) and with_test:
         graphs = load_graph_dataset(data, converter, cache_dir, progress=progress, images=images)
     else:
         graphs = build_graphs(images, converter, progress, name=str(data) if isinstance(data, (str, Path)) else "input")
     rows = np.asarray(graphs.meta["indices"])
-    ids = structure_ids(images)
     dataset = LabelledGraphs(graphs, labels, rows)
     main = np.flatnonzero(rows < n_main)
     train_idx, val_idx, test_idx = (main[i] for i in split_three(len(main), split, seed, with_test))
@@ -347,69 +422,32 @@ def train(
     model.set_trained_elements(np.concatenate([z[ptr[i] : ptr[i + 1]] for i in train_idx]))
     if model.freeze_encoder and task != "potential":
         dataset.node_inputs = _precompute_node_inputs(model, dataset, max(batch_size, 64), progress)
-    t_prep = time.perf_counter() - t0
+    return _Run(images, labels, dataset, rows, structure_ids(images), model, train_idx, val_idx, test_idx)
 
-    module = NEGNNModule(model, lr=lr, max_epochs=max_epochs, energy_weight=energy_weight,
-                         force_weight=force_weight, stress_weight=stress_weight)
-    best = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_mae", mode="min",
-                                               save_top_k=1, save_last=True)
+
+def _fit(module, run: _Run, out: Path, ckpt, max_epochs, early_stopping, batch_size, num_workers, seed, progress,
+         hardware: dict):
+    """Lightning: best-validation and last checkpoints, metrics.csv, early stopping; resumes from ``ckpt``."""
+    best = L.pytorch.callbacks.ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_mae",
+                                               mode="min", save_top_k=1, save_last=True)
     callbacks = [best, MetricsCSV(out / "metrics.csv")]
     if early_stopping:
         callbacks.append(L.pytorch.callbacks.EarlyStopping(monitor="val_mae", mode="min", patience=early_stopping))
-    trainer = L.Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
-                        num_nodes=num_nodes, logger=False,
-                        callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False,
-                        default_root_dir=out, inference_mode=task != "potential", num_sanity_val_steps=0)
-    t1 = time.perf_counter()
+    trainer = L.Trainer(max_epochs=max_epochs, **hardware, logger=False, callbacks=callbacks,
+                        enable_progress_bar=progress, enable_model_summary=False, default_root_dir=out,
+                        inference_mode=run.model.task != "potential", num_sanity_val_steps=0)
     with warnings.catch_warnings():
         # the pretrained encoder's BatchNorm stays in eval mode on purpose (NEGNN.train); Lightning warns about it
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-        trainer.fit(module, _loader(dataset, train_idx, batch_size, True, num_workers, seed),
-                    _loader(dataset, val_idx, batch_size, False, num_workers), ckpt_path=str(last) if resume else None)
-    t_train = time.perf_counter() - t1
-    if not trainer.is_global_zero:  # DDP: rank 0 alone evaluates and writes the model, card and predictions
-        return {}
-    if best.best_model_path:
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
-    model = module.model.cpu().eval()
-    val_metrics, _ = evaluate(model, dataset, val_idx, batch_size)
-    test_metrics, pairs = evaluate(model, dataset, test_idx, batch_size)
-    card = {
-        "task": task,
-        "target": target,
-        "units": units,
-        "data": str(data) if isinstance(data, (str, Path)) else f"{len(images)} Atoms",
-        "labels": labels.source,
-        "label_notes": labels.notes,
-        "n_structures": len(dataset),
-        "skipped_structures": len(images) - len(dataset),
-        "split": list(parse_split(split, with_test)),
-        "test_data": str(test_data) if isinstance(test_data, (str, Path)) else None,
-        "seed": seed,
-        "init_seed": seed if init_seed is None else init_seed,
-        "n_train": len(train_idx),
-        "n_validation": len(val_idx),
-        "n_test": len(test_idx),
-        "from_scratch": from_scratch,
-        "encoder": str(encoder) if not from_scratch else "random init",
-        "model": {k: v for k, v in model._init_args.items() if k != "encoder"},
-        "graph": model.graph_converter().settings.todict(),
-        "batch_size": batch_size,
-        "lr": lr,
-        "max_epochs": max_epochs,
-        "epochs_run": trainer.current_epoch,
-        "best_epoch_checkpoint": Path(best.best_model_path).name if best.best_model_path else None,
-        "early_stopping_patience": early_stopping,
-        "loss_weights": {"energy": energy_weight, "force": force_weight, "stress": stress_weight} if task == "potential" else None,
-        "validation_metrics": val_metrics,
-        "test_metrics": test_metrics,
-        "prepare_seconds": round(t_prep, 1),
-        "train_seconds_this_session": round(t_train, 1),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "hardware": f"{platform.machine()}, torch threads {torch.get_num_threads()}, accelerator {accelerator}",
-        "versions": {"torch": torch.__version__, "lightning": L.__version__},
-    }
+        trainer.fit(module, _loader(run.dataset, run.train_idx, batch_size, True, num_workers, seed),
+                    _loader(run.dataset, run.val_idx, batch_size, False, num_workers),
+                    ckpt_path=str(ckpt) if ckpt is not None else None)
+    return trainer, best
+
+
+def _write_run(out: Path, model: NEGNN, card: dict, pairs, run: _Run, plot: bool) -> None:
+    """The model, card, test metrics, test predictions and parity plot of a finished run, each written atomically."""
+    test_metrics = card["test_metrics"]
     model.save(out / "model", metadata=card)
     write_json_atomic(card, out / "card.json")
     write_json_atomic(test_metrics, out / "test_metrics.json")
@@ -421,13 +459,13 @@ def train(
         w = csv.writer(fh)
         w.writerow(["id", "true", "predicted"])  # site task: one row per atom
         for gi, t, p in pairs:
-            w.writerow([ids[int(rows[gi])], f"{t:.6g}", f"{p:.6g}"])
+            w.writerow([run.ids[int(run.rows[gi])], f"{t:.6g}", f"{p:.6g}"])
     if plot:
+        task, units = card["task"], card["units"]
         key = "energy_per_atom_mae" if task == "potential" else "mae"
-        name = "energy per atom" if task == "potential" else target
+        name = "energy per atom" if task == "potential" else card["target"]
         _parity_plot(pairs, out / "parity.png", f"{name}: test MAE {test_metrics[key]:.4g} {units} (n={len(pairs)})",
                      "eV/atom" if task == "potential" else units)
-    return card
 
 
 def _set_normalization(model: NEGNN, dataset: LabelledGraphs, train_idx) -> None:
