@@ -35,6 +35,12 @@ def test_demo_prints_ssmr_and_writes_figure(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "SSMR: 14 structures x 384 features" in out
     assert "mp-22862" in out and "NaCl" in out
+    # predictions beside the labels, under a header that says which is which; conventional formulas
+    assert "Materials Project label | bundled model prediction" in out and "mp-eform" in out and "mp-gap" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith("mp-")}
+    nacl = rows["mp-22862"]
+    assert float(nacl[2]) == pytest.approx(-2.105, abs=1e-3) and abs(float(nacl[3]) - float(nacl[2])) < 0.5
+    assert rows["mp-19717"][1] == "PbTe"
     assert figure.exists() and figure.stat().st_size > 10_000
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
