@@ -149,88 +149,106 @@ def extract_labels(images, target: str, task: str, labels_csv: str | Path | None
         raise ValueError("no structures to label")
     ids = structure_ids(images)
     if task == "graph":
-        if labels_csv is not None:
-            table = read_label_csv(labels_csv, target, id_column)
-            known = set(ids)
-            unmatched = [k for k in table if k not in known]
-            matched = [i for i, k in enumerate(ids) if k in table]
-            if not matched:
-                raise ValueError(f"no id of {Path(labels_csv).name} matches a structure id "
-                                 f"(CSV ids like {list(table)[:3]}, structure ids like {ids[:3]})")
-            labels = Labels(task, target, [], source=f"{labels_csv}:{target}")
-            if unmatched:
-                labels.notes.append(f"{len(unmatched)} CSV id(s) match no structure, e.g. {unmatched[:3]}")
-            missing = [ids[i] for i in range(len(ids)) if ids[i] not in table]
-            if missing:
-                raise ValueError(f"{len(missing)} structure(s) have no row in {Path(labels_csv).name}: "
-                                 f"{missing[:5]}; drop them from the input or add their labels")
-            y = np.array([table[k] for k in ids], dtype=float)
-        else:
-            raw = [_graph_value(a, target) for a in images]
-            absent = np.array([v is None for v in raw])
-            if absent.all():
-                raise ValueError(f"unknown target {target!r}: not in atoms.info or the calculator results; "
-                                 f"available: {_available_keys(images[0], 'graph')}")
-            if absent.any():
-                raise ValueError(f"target {target!r} missing for {absent.sum()} structure(s): {_bad(ids, absent)}")
-            try:
-                y = np.array([float(np.asarray(v).item()) for v in raw], dtype=float)
-            except (TypeError, ValueError) as ex:
-                raise ValueError(f"target {target!r} is not one number per structure: {ex}") from None
-            labels = Labels(task, target, [], source=f"info/results:{target}")
-        bad = ~np.isfinite(y)
-        if bad.any():
-            raise ValueError(f"target {target!r} is NaN/inf for {bad.sum()} structure(s): {_bad(ids, bad)}")
-        labels.y = y.tolist()
-        return labels
+        return _graph_labels(images, ids, target, labels_csv, id_column)
     if task == "site":
-        values = []
-        for i, atoms in enumerate(images):
-            v = _site_value(atoms, target)
-            if v is None:
-                raise ValueError(f"unknown per-atom target {target!r} for structure {ids[i]}; "
-                                 f"available: {_available_keys(atoms, 'site')}")
-            v = np.asarray(v, dtype=float)
-            if v.ndim == 2 and v.shape[1] == 3:  # non-collinear moments → magnitude
-                v = np.linalg.norm(v, axis=1)
-            if v.shape != (len(atoms),):
-                raise ValueError(f"per-atom target {target!r} of {ids[i]} has shape {v.shape}, expected ({len(atoms)},)")
-            bad = np.isinf(v) if allow_missing_sites else ~np.isfinite(v)
-            if bad.any():
-                hint = "" if allow_missing_sites else " (NaN = unlabelled atom needs allow_missing_sites=True)"
-                raise ValueError(f"per-atom target {target!r} of {ids[i]} has {'inf' if allow_missing_sites else 'NaN/inf'} "
-                                 f"at atoms {np.flatnonzero(bad)[:10].tolist()}{hint}")
-            values.append(v)
-        labels = Labels(task, target, values, source=f"arrays/results:{target}")
-        n_missing = int(sum(np.isnan(v).sum() for v in values))
-        if n_missing:
-            n_total = sum(v.size for v in values)
-            if n_missing == n_total:
-                raise ValueError(f"per-atom target {target!r}: every atom is NaN (unlabelled); nothing to learn")
-            labels.notes.append(f"{n_missing} of {n_total} atoms unlabelled (NaN), left out of loss and metrics")
-        return labels
+        return _site_labels(images, ids, target, allow_missing_sites)
     if task == "potential":
-        energies, forces, stresses = [], [], []
-        for i, atoms in enumerate(images):
-            results = _results(atoms)
-            e = results.get("energy", atoms.info.get("energy"))
-            f = results.get("forces", atoms.arrays.get("forces"))
-            s = results.get("stress", atoms.info.get("stress"))
-            if e is None:
-                raise ValueError(f"structure {ids[i]} has no energy (calculator results or info['energy'])")
-            if f is None:
-                raise ValueError(f"structure {ids[i]} has no forces (calculator results or arrays['forces'])")
-            f = np.asarray(f, dtype=float)
-            if f.shape != (len(atoms), 3):
-                raise ValueError(f"forces of {ids[i]} have shape {f.shape}, expected ({len(atoms)}, 3)")
-            e = float(e)
-            if not np.isfinite(e) or not np.isfinite(f).all():
-                raise ValueError(f"structure {ids[i]} has NaN/inf energy or forces")
-            s = None if s is None else _stress_matrix(s)
-            if s is not None and not np.isfinite(s).all():
-                raise ValueError(f"structure {ids[i]} has NaN/inf stress")
-            energies.append(e)
-            forces.append(f)
-            stresses.append(s)
-        return Labels(task, "energy", energies, forces, stresses, source="calculator results")
+        return _potential_labels(images, ids)
     raise ValueError(f"task must be 'graph', 'site' or 'potential', got {task!r}")
+
+
+def _graph_labels(images, ids, target, labels_csv, id_column) -> Labels:
+    """One number per structure, from ``atoms.info``/the calculator results or a CSV joined on the ids."""
+    task = "graph"
+    if labels_csv is not None:
+        table = read_label_csv(labels_csv, target, id_column)
+        known = set(ids)
+        unmatched = [k for k in table if k not in known]
+        matched = [i for i, k in enumerate(ids) if k in table]
+        if not matched:
+            raise ValueError(f"no id of {Path(labels_csv).name} matches a structure id "
+                             f"(CSV ids like {list(table)[:3]}, structure ids like {ids[:3]})")
+        labels = Labels(task, target, [], source=f"{labels_csv}:{target}")
+        if unmatched:
+            labels.notes.append(f"{len(unmatched)} CSV id(s) match no structure, e.g. {unmatched[:3]}")
+        missing = [ids[i] for i in range(len(ids)) if ids[i] not in table]
+        if missing:
+            raise ValueError(f"{len(missing)} structure(s) have no row in {Path(labels_csv).name}: "
+                             f"{missing[:5]}; drop them from the input or add their labels")
+        y = np.array([table[k] for k in ids], dtype=float)
+    else:
+        raw = [_graph_value(a, target) for a in images]
+        absent = np.array([v is None for v in raw])
+        if absent.all():
+            raise ValueError(f"unknown target {target!r}: not in atoms.info or the calculator results; "
+                             f"available: {_available_keys(images[0], 'graph')}")
+        if absent.any():
+            raise ValueError(f"target {target!r} missing for {absent.sum()} structure(s): {_bad(ids, absent)}")
+        try:
+            y = np.array([float(np.asarray(v).item()) for v in raw], dtype=float)
+        except (TypeError, ValueError) as ex:
+            raise ValueError(f"target {target!r} is not one number per structure: {ex}") from None
+        labels = Labels(task, target, [], source=f"info/results:{target}")
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise ValueError(f"target {target!r} is NaN/inf for {bad.sum()} structure(s): {_bad(ids, bad)}")
+    labels.y = y.tolist()
+    return labels
+
+
+def _site_labels(images, ids, target, allow_missing_sites) -> Labels:
+    """One value per atom (NaN = unlabelled with ``allow_missing_sites``)."""
+    task = "site"
+    values = []
+    for i, atoms in enumerate(images):
+        v = _site_value(atoms, target)
+        if v is None:
+            raise ValueError(f"unknown per-atom target {target!r} for structure {ids[i]}; "
+                             f"available: {_available_keys(atoms, 'site')}")
+        v = np.asarray(v, dtype=float)
+        if v.ndim == 2 and v.shape[1] == 3:  # non-collinear moments → magnitude
+            v = np.linalg.norm(v, axis=1)
+        if v.shape != (len(atoms),):
+            raise ValueError(f"per-atom target {target!r} of {ids[i]} has shape {v.shape}, expected ({len(atoms)},)")
+        bad = np.isinf(v) if allow_missing_sites else ~np.isfinite(v)
+        if bad.any():
+            hint = "" if allow_missing_sites else " (NaN = unlabelled atom needs allow_missing_sites=True)"
+            raise ValueError(f"per-atom target {target!r} of {ids[i]} has {'inf' if allow_missing_sites else 'NaN/inf'} "
+                             f"at atoms {np.flatnonzero(bad)[:10].tolist()}{hint}")
+        values.append(v)
+    labels = Labels(task, target, values, source=f"arrays/results:{target}")
+    n_missing = int(sum(np.isnan(v).sum() for v in values))
+    if n_missing:
+        n_total = sum(v.size for v in values)
+        if n_missing == n_total:
+            raise ValueError(f"per-atom target {target!r}: every atom is NaN (unlabelled); nothing to learn")
+        labels.notes.append(f"{n_missing} of {n_total} atoms unlabelled (NaN), left out of loss and metrics")
+    return labels
+
+
+def _potential_labels(images, ids) -> Labels:
+    """Energies, forces and (where present) stresses."""
+    task = "potential"
+    energies, forces, stresses = [], [], []
+    for i, atoms in enumerate(images):
+        results = _results(atoms)
+        e = results.get("energy", atoms.info.get("energy"))
+        f = results.get("forces", atoms.arrays.get("forces"))
+        s = results.get("stress", atoms.info.get("stress"))
+        if e is None:
+            raise ValueError(f"structure {ids[i]} has no energy (calculator results or info['energy'])")
+        if f is None:
+            raise ValueError(f"structure {ids[i]} has no forces (calculator results or arrays['forces'])")
+        f = np.asarray(f, dtype=float)
+        if f.shape != (len(atoms), 3):
+            raise ValueError(f"forces of {ids[i]} have shape {f.shape}, expected ({len(atoms)}, 3)")
+        e = float(e)
+        if not np.isfinite(e) or not np.isfinite(f).all():
+            raise ValueError(f"structure {ids[i]} has NaN/inf energy or forces")
+        s = None if s is None else _stress_matrix(s)
+        if s is not None and not np.isfinite(s).all():
+            raise ValueError(f"structure {ids[i]} has NaN/inf stress")
+        energies.append(e)
+        forces.append(f)
+        stresses.append(s)
+    return Labels(task, "energy", energies, forces, stresses, source="calculator results")
