@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_directory", "atomic_open", "directory_mode", "run_checkpoint", "structure_id", "db_structure_id", "structure_ids", "write_json_atomic", "write_table"]
+__all__ = ["atomic_directory", "atomic_open", "directory_mode", "run_checkpoint", "run_stamp", "structure_id", "db_structure_id", "structure_ids", "write_json_atomic", "write_table"]
 
 
 def _umask() -> int:
@@ -135,3 +135,22 @@ def run_checkpoint(out: str | Path, resume: bool) -> Path:
     if not resume and last.exists():
         raise FileExistsError(f"{out} already holds a run ({last}); pass resume=True/--resume or choose another --out")
     return last
+
+
+def run_stamp(trainer=None) -> dict:
+    """``date`` (UTC), ``hardware`` and package ``versions`` for a run card; with a Lightning ``trainer``, its
+    accelerator and device count too. The same fields in every card (pretraining, training, kernel models)."""
+    import datetime as _dt
+    import platform
+
+    import torch
+
+    hardware = f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}"
+    versions = {"torch": torch.__version__, "numpy": np.__version__}
+    if trainer is not None:
+        import lightning
+
+        hardware += f", accelerator {trainer.accelerator.__class__.__name__}, devices {trainer.num_devices}"
+        versions["lightning"] = lightning.__version__
+    return {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "hardware": hardware,
+            "versions": versions}

@@ -437,7 +437,7 @@ def train_kernel_model(data, target: str, out: str | Path, *, encoder="default",
     (``split`` then has two fractions, both fitted on).
     """
     from .data import read_structures
-    from .io import structure_ids, write_json_atomic
+    from .io import run_stamp, structure_ids, write_json_atomic
     from .labels import extract_labels
     from .metrics import regression_metrics, uncertainty_metrics
     from .pretrained import load_encoder
@@ -473,7 +473,7 @@ def train_kernel_model(data, target: str, out: str | Path, *, encoder="default",
             "n_test": int(len(test_idx)), **{k: v for k, v in report.items() if k != "grid"}, "grid": report["grid"],
             "test_metrics": regression_metrics(mean, y[test_idx]),
             "test_uncertainty": uncertainty_metrics(mean, std, y[test_idx]),
-            "elements": list(model.element_types), "seconds": round(time.perf_counter() - t0, 1)}
+            "elements": list(model.element_types), "seconds": round(time.perf_counter() - t0, 1), **run_stamp()}
     ids = structure_ids(images)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model", metadata={"card": "card.json"})

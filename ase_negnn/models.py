@@ -31,7 +31,7 @@ from .elements import MAX_Z
 from .encoder import CGCNNEncoder, GaussianExpansion, WeightedCGConv, check_saved_model, load_graph_aware, save_atomic
 from .graph import CrystalGraphConverter
 
-__all__ = ["NEGNN", "TASKS", "available_models", "cosine_envelope", "load_model", "model_card"]
+__all__ = ["NEGNN", "NEGNNEnsemble", "TASKS", "available_models", "cosine_envelope", "load_model", "model_card"]
 
 TASKS = ("graph", "site", "potential")
 
@@ -392,6 +392,83 @@ class NEGNN(MatGLModel):
         save_atomic(self, path, metadata)
 
 
+class NEGNNEnsemble(MatGLModel):
+    """``n_members`` copies of the ``member`` architecture; weights come from ``state.pt`` or the trained members.
+
+    Parameters
+    ----------
+    member : NEGNN
+        A graph-task NEGNN: the members' architecture (its weights are not used).
+    n_members : int
+        Number of members (≥ 2).
+    """
+
+    def __init__(self, member: NEGNN, n_members: int = 5):
+        super().__init__()
+        if not isinstance(member, NEGNN) or member.task != "graph":
+            raise ValueError("an ensemble's members are graph-task NEGNN models")
+        if int(n_members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {n_members}")
+        self.save_args(locals(), {"member": member, "n_members": int(n_members)})
+        self.members = nn.ModuleList([copy.deepcopy(member) for _ in range(int(n_members))])
+        self.task, self.target, self.units = "graph", member.target, member.units
+        self.smooth = False
+        self.register_buffer("std_scale", torch.ones((), dtype=torch.float64))
+
+    @classmethod
+    def from_members(cls, members: list[NEGNN], std_scale: float = 1.0) -> NEGNNEnsemble:
+        """Ensemble of trained members (same architecture); their weights are copied."""
+        ens = cls(members[0], len(members))
+        for dst, src in zip(ens.members, members):
+            dst.load_state_dict(src.state_dict())
+        ens.std_scale.fill_(float(std_scale))
+        return ens.eval()
+
+    @classmethod
+    def load(cls, path, **kwargs):
+        return load_graph_aware(cls, path, **kwargs)
+
+    def save(self, path: str | Path = ".", metadata: dict | None = None, makedirs: bool = True):
+        """Save atomically in matgl's layout (``model.pt``, ``state.pt``, ``model.json``) into directory ``path``."""
+        save_atomic(self, path, metadata)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in self.members:
+            m.train(mode)
+        return self
+
+    @property
+    def outputs(self) -> tuple[str, str]:
+        return self.target, f"{self.target}_std"
+
+    def graph_converter(self):
+        return self.members[0].graph_converter()
+
+    def unsupported_elements(self, numbers) -> list[str]:
+        return sorted({s for m in self.members for s in m.unsupported_elements(numbers)})
+
+    def member_predictions(self, structures, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """``(n_members, n_structures)`` predictions."""
+        structures = list(structures)
+        return np.array([[r[self.target] for r in m.predict(structures, batch_size=batch_size, progress=progress)]
+                         for m in self.members])
+
+    def predict(self, structures, batch_size: int = 32, progress: bool = False, **kwargs) -> list[dict]:
+        """One dict per structure: ``{target: members' mean, target_std: calibrated spread}``."""
+        P = self.member_predictions(structures, batch_size, progress)
+        mean, std = P.mean(axis=0), P.std(axis=0, ddof=1) * float(self.std_scale)
+        return [{self.target: float(m), f"{self.target}_std": float(s)} for m, s in zip(mean, std)]
+
+    def forward(self, data, *args, **kwargs) -> dict:
+        outs = [m(data) for m in self.members]
+        y = torch.stack([o["y"] for o in outs])
+        return {"y": y.mean(0), "std": y.std(0) * self.std_scale.to(y.dtype)}
+
+    def predict_structure(self, structure, *args, **kwargs) -> torch.Tensor:
+        return torch.as_tensor(self.predict([structure])[0][self.target])
+
+
 # -- bundled and installed models (ase_negnn.registry) ---------------------------------------------------------
 MODEL_CLASSES = ("NEGNN", "KernelModel", "NEGNNEnsemble")
 
@@ -420,7 +497,6 @@ def load_model(model, device: str | torch.device = "cpu"):
     FileNotFoundError, ValueError
         Missing directory, unknown name, or a directory that holds neither (the message says what it holds).
     """
-    from .ensemble import NEGNNEnsemble
     from .kernel import KernelModel
 
     if isinstance(model, (NEGNN, KernelModel, NEGNNEnsemble)):

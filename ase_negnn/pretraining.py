@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import io
 import logging
-import platform
 import time
 from pathlib import Path
 
 import lightning as L
-import numpy as np
-import torch
 from torch.utils.data import Subset
 from torch_geometric.loader import DataLoader
 
@@ -20,7 +16,7 @@ from .data import EpochShuffle, load_graph_dataset
 from .deprecation import renamed_argument
 from .encoder import CGCNNEncoder
 from .graph import SMOOTH_WIDTH
-from .io import atomic_open, run_checkpoint, write_json_atomic
+from .io import atomic_open, run_checkpoint, run_stamp, write_json_atomic
 from .splits import split_indices
 from .ssl import SSLPretrainer
 
@@ -240,10 +236,7 @@ def pretrain(
             graph_build_seconds=round(t_graphs, 1),
             train_seconds_this_session=round(time.perf_counter() - t1, 1),
             train_seconds_all_epochs=_total_epoch_seconds(out / "metrics.csv"),
-            date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            hardware=f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
-            f"accelerator {trainer.accelerator.__class__.__name__}, devices {trainer.num_devices}",
-            versions={"torch": torch.__version__, "lightning": L.__version__, "numpy": np.__version__},
+            **run_stamp(trainer),
         )
         encoder.save(out / "encoder", metadata=card)
         write_json_atomic(card, out / "card.json")

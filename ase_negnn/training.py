@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import logging
-import platform
 import time
 import warnings
 from dataclasses import dataclass
@@ -19,14 +17,15 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
 from .data import EpochShuffle, GraphDataset, build_graphs, load_graph_dataset, read_structures
-from .io import atomic_open, run_checkpoint, structure_ids, write_json_atomic
+from .io import atomic_open, run_checkpoint, run_stamp, structure_ids, write_json_atomic
 from .labels import Labels, extract_labels
 from .metrics import regression_metrics
 from .models import NEGNN
 from .pretraining import MetricsCSV
 from .splits import parse_split, split_three
 
-__all__ = ["LabelledGraphs", "NEGNNModule", "evaluate", "fit_element_refs", "parse_split", "regression_metrics", "train"]
+__all__ = ["LabelledGraphs", "NEGNNModule", "evaluate", "fit_element_refs", "parse_split", "regression_metrics", "train",
+           "train_ensemble"]
 
 logger = logging.getLogger(__name__)
 
@@ -360,9 +359,7 @@ def train(
         "test_metrics": test_metrics,
         "prepare_seconds": round(t_prep, 1),
         "train_seconds_this_session": round(t_train, 1),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "hardware": f"{platform.machine()}, torch threads {torch.get_num_threads()}, accelerator {accelerator}",
-        "versions": {"torch": torch.__version__, "lightning": L.__version__},
+        **run_stamp(trainer),
     }
     _write_run(out, model, card, pairs, run, plot)
     return card
@@ -491,3 +488,63 @@ def _set_normalization(model: NEGNN, dataset: LabelledGraphs, train_idx) -> None
         forces = np.concatenate([lab.forces[j] for j in rows])
         scale = float(np.sqrt(np.mean(forces**2)))
         model.set_normalization(float(resid.mean()), scale if scale > 1e-3 else float(max(resid.std(), 1e-3)), refs)
+
+
+def train_ensemble(data, target: str, out: str | Path, n_members: int = 5, *, seed: int = 0,
+                   split="0.8,0.1,0.1", test_data=None, calibration_level: float = 0.9, **train_kwargs) -> dict:
+    """Train ``n_members`` NEGNNs (``out/members/<k>``, resumable one by one) and save their calibrated ensemble as
+    ``out/model`` with ``out/card.json``; returns the card (test metrics and uncertainty metrics of the ensemble)."""
+    import json
+
+    from .kernel import calibrate_scale
+    from .metrics import uncertainty_metrics
+    from .models import NEGNNEnsemble, load_model
+
+    if int(n_members) < 2:
+        raise ValueError(f"an ensemble needs at least 2 members, got {n_members}")
+    if train_kwargs.get("task", "graph") != "graph":
+        raise ValueError("ensembles are for graph-task property models (one value per structure)")
+    out = Path(out)
+    t0 = time.perf_counter()
+    train_kwargs.pop("resume", None)  # each member resumes from its own checkpoint
+    cards = []
+    for k in range(int(n_members)):
+        run = out / "members" / str(k)
+        done = run / "card.json"
+        if done.exists() and (run / "model").is_dir():  # finished before: an interrupted ensemble resumes here
+            cards.append(json.loads(done.read_text()))
+            continue
+        resume = (run / "checkpoints" / "last.ckpt").exists()
+        cards.append(train(data, target, out=run, split=split, seed=seed, init_seed=seed + k, test_data=test_data,
+                           resume=resume, **{**train_kwargs, "task": "graph"}))
+    if cards[0].get("skipped_structures"):
+        raise ValueError(f"{cards[0]['skipped_structures']} structure(s) of {data} could not be converted; the ensemble "
+                         "calibrates on the validation split and needs every structure usable")
+    members = [load_model(out / "members" / str(k) / "model") for k in range(int(n_members))]
+    images = read_structures(data)
+    y = np.asarray(extract_labels(images, target, "graph", train_kwargs.get("labels_csv"),
+                                  train_kwargs.get("id_column")).y, float)
+    _, val_idx, test_idx = split_three(len(images), split, seed, test_data is None)
+    ens = NEGNNEnsemble.from_members(members)
+    Pv = ens.member_predictions([images[i] for i in val_idx])
+    scale = calibrate_scale(Pv.mean(0) - y[val_idx], Pv.std(0, ddof=1), calibration_level)
+    ens.std_scale.fill_(scale)
+    if test_data is None:
+        test_images, y_test = [images[i] for i in test_idx], y[test_idx]
+    else:
+        test_images = read_structures(test_data)
+        y_test = np.asarray(extract_labels(test_images, target, "graph").y, float)
+    rows = ens.predict(test_images)
+    mean = np.array([r[target] for r in rows])
+    std = np.array([r[f"{target}_std"] for r in rows])
+    card = {"model": "NEGNNEnsemble", "method": "negnn-ensemble", "target": target, "task": "graph",
+            "units": cards[0].get("units"), "n_members": int(n_members), "seed": seed, "split": str(split),
+            "member_init_seeds": [c.get("init_seed") for c in cards], "std_scale": scale,
+            "calibration_level": calibration_level, "n_train": cards[0]["n_train"],
+            "n_validation": cards[0]["n_validation"], "n_test": len(test_images),
+            "member_test_mae": [c["test_metrics"]["mae"] for c in cards],
+            "test_metrics": regression_metrics(mean, y_test), "test_uncertainty": uncertainty_metrics(mean, std, y_test),
+            "seconds": round(time.perf_counter() - t0, 1), **run_stamp()}
+    ens.save(out / "model", metadata={"card": "card.json"})
+    write_json_atomic(card, out / "card.json")
+    return card

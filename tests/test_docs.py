@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES = [
     "graph", "elements", "encoder", "ssl", "data", "pretraining", "pretrained", "descriptor", "adapters", "models",
     "labels", "training", "predict", "calculator", "relax", "screen", "io", "convert", "plugins", "plugins.phonons",
-    "kernel", "ensemble", "splits", "metrics", "deprecation",
+    "kernel", "splits", "metrics", "deprecation",
 ]
 
 
