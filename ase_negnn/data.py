@@ -22,7 +22,7 @@ from torch_geometric.data import Data
 from .graph import CrystalGraphConverter
 from .io import atomic_open, structure_id
 
-__all__ = ["EpochShuffle", "GraphDataset", "atomic_torch_save", "build_graphs", "example_structures", "load_graph_dataset", "read_magnetic_cif", "read_structures"]
+__all__ = ["EpochShuffle", "GraphDataset", "subset_loader", "atomic_torch_save", "build_graphs", "example_structures", "load_graph_dataset", "read_magnetic_cif", "read_structures"]
 
 logger = logging.getLogger(__name__)
 
@@ -504,3 +504,16 @@ class EpochShuffle(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return self.n
+
+
+def subset_loader(dataset, idx, batch_size: int, shuffle: bool, num_workers: int = 0, seed: int = 0,
+                  drop_last: bool = False):
+    """PyG ``DataLoader`` over ``dataset[idx]``: in a seeded :class:`EpochShuffle` order when ``shuffle`` (a resumed
+    run sees the same batches), else in order. Used by pretraining and training alike."""
+    from torch.utils.data import Subset
+    from torch_geometric.loader import DataLoader
+
+    subset = Subset(dataset, [int(i) for i in idx])
+    return DataLoader(subset, batch_size=batch_size, sampler=EpochShuffle(len(subset), seed) if shuffle else None,
+                      shuffle=False, drop_last=drop_last, num_workers=num_workers,
+                      persistent_workers=num_workers > 0)

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import lightning as L
 from torch.utils.data import Subset
-from torch_geometric.loader import DataLoader
 
-from .data import EpochShuffle, load_graph_dataset
+from .data import load_graph_dataset, subset_loader
 from .deprecation import renamed_argument
 from .encoder import CGCNNEncoder
 from .graph import SMOOTH_WIDTH
@@ -85,12 +84,11 @@ def _total_epoch_seconds(metrics_csv: Path) -> float | None:
         return round(sum(float(r.get("epoch_seconds") or 0) for r in csv.DictReader(fh)), 1)
 
 
-def _loaders(dataset, val_fraction, batch_size, seed, num_workers):
+def _split_loaders(dataset, val_fraction, batch_size, seed, num_workers):
     train_idx, val_idx = split_indices(len(dataset), val_fraction, seed)
-    kw = {"batch_size": batch_size, "num_workers": num_workers, "persistent_workers": num_workers > 0}
-    train = DataLoader(Subset(dataset, train_idx.tolist()), sampler=EpochShuffle(len(train_idx), seed),
-                       drop_last=len(train_idx) > batch_size, **kw)
-    val = DataLoader(Subset(dataset, val_idx.tolist()), shuffle=False, **kw)
+    train = subset_loader(dataset, train_idx, batch_size, True, num_workers, seed,
+                          drop_last=len(train_idx) > batch_size)
+    val = subset_loader(dataset, val_idx, batch_size, False, num_workers)
     return train, val, len(train_idx), len(val_idx)
 
 
@@ -189,7 +187,7 @@ def pretrain(
     if max_structures is not None:
         dataset = Subset(dataset, list(range(min(max_structures, len(dataset)))))
     t_graphs = time.perf_counter() - t0
-    train, val, n_train, n_val = _loaders(dataset, val_fraction, batch_size, seed, num_workers)
+    train, val, n_train, n_val = _split_loaders(dataset, val_fraction, batch_size, seed, num_workers)
     module = SSLPretrainer(encoder, objective=objective, atom_target=atom_target, mask_rate=mask_rate, lr=lr,
                            max_epochs=epochs)
     card = {

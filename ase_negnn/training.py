@@ -14,9 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
-from torch_geometric.loader import DataLoader
 
-from .data import EpochShuffle, GraphDataset, build_graphs, load_graph_dataset, read_structures
+from .data import GraphDataset, build_graphs, load_graph_dataset, read_structures, subset_loader
 from .io import atomic_open, run_checkpoint, run_stamp, structure_ids, write_json_atomic
 from .labels import Labels, extract_labels
 from .metrics import regression_metrics
@@ -148,21 +147,12 @@ class NEGNNModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": sched}
 
 
-def _loader(dataset, idx, batch_size, shuffle, num_workers=0, seed: int = 0):
-    from torch.utils.data import Subset
-
-    subset = Subset(dataset, [int(i) for i in idx])
-    sampler = EpochShuffle(len(subset), seed) if shuffle else None
-    return DataLoader(subset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
-                      persistent_workers=num_workers > 0)
-
-
 def evaluate(model: NEGNN, dataset: LabelledGraphs, idx, batch_size: int = 64) -> tuple[dict, list]:
     """Metrics and per-structure (true, predicted) pairs of ``model`` on ``dataset[idx]``."""
     model.eval()
     pairs = []
     true_all, pred_all, f_true, f_pred = [], [], [], []
-    for batch in _loader(dataset, idx, batch_size, False):
+    for batch in subset_loader(dataset, idx, batch_size, False):
         if model.task == "potential":
             with torch.enable_grad():
                 out = model(batch, compute_forces=True)
@@ -436,8 +426,8 @@ def _fit(module, run: _Run, out: Path, ckpt, max_epochs, early_stopping, batch_s
     with warnings.catch_warnings():
         # the pretrained encoder's BatchNorm stays in eval mode on purpose (NEGNN.train); Lightning warns about it
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-        trainer.fit(module, _loader(run.dataset, run.train_idx, batch_size, True, num_workers, seed),
-                    _loader(run.dataset, run.val_idx, batch_size, False, num_workers),
+        trainer.fit(module, subset_loader(run.dataset, run.train_idx, batch_size, True, num_workers, seed),
+                    subset_loader(run.dataset, run.val_idx, batch_size, False, num_workers),
                     ckpt_path=str(ckpt) if ckpt is not None else None)
     return trainer, best
 
