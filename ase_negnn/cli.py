@@ -13,9 +13,15 @@ from . import __version__
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ase-negnn")
-def cli():
+@click.option("-q", "--quiet", is_flag=True,
+              help="No progress bars (--no-progress on every command); results, warnings and errors still print.")
+@click.pass_context
+def cli(ctx, quiet):
     """Self-supervised atomic representations (SSAR/SSMR) and NEGNN models for ASE."""
     _quiet_known_noise()
+    if quiet:  # click's own mechanism: defaults for the subcommand's options
+        ctx.default_map = {name: {"no_progress": True} for name, command in cli.commands.items()
+                           if any(param.name == "no_progress" for param in command.params)}
 
 
 def _quiet_known_noise() -> None:
@@ -491,8 +497,9 @@ def relax_cmd(input_path, potential, models, fmax, steps, cell, optimizer, out, 
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Output folder: band_structure.png, dos.png, thermal_properties.csv, band.yaml, FORCE_CONSTANTS.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
+@click.option("--no-progress", is_flag=True, help="Disable the progress bar.")
 def phonons_cmd(input_path, potential, supercell, mesh, displacement, born, t_max, cutoff_frequency,
-                exclude_gamma_acoustic, out, device):
+                exclude_gamma_acoustic, out, device, no_progress):
     """Phonons of the (first) structure in INPUT from NEGNN forces, with phonopy.
 
     \b
@@ -509,7 +516,7 @@ def phonons_cmd(input_path, potential, supercell, mesh, displacement, born, t_ma
     try:
         atoms = read_structures(input_path)[0]
         calc = NEGNNCalculator(potential=potential, device=device)
-        ph = compute_phonons(atoms, calc, supercell=supercell, displacement=displacement, born=born, progress=True)
+        ph = compute_phonons(atoms, calc, supercell=supercell, displacement=displacement, born=born, progress=not no_progress)
         paths = write_phonon_outputs(ph, out, mesh=mesh, t_max=t_max, title=atoms.get_chemical_formula(),
                                      cutoff_frequency=cutoff_frequency, exclude_gamma_acoustic=exclude_gamma_acoustic)
     except (FileNotFoundError, ValueError) as ex:

@@ -188,6 +188,22 @@ def test_embed_old_model_option_warns_and_still_works(tiny_run, tmp_path):
     assert both.exit_code == 2 and "--encoder only" in both.output
 
 
+def test_quiet_turns_off_every_progress_bar(tiny_run, tmp_path):
+    from conftest import CIF_DIR
+
+    from ase_negnn.cli import cli as group
+
+    out, _ = tiny_run
+    args = ["embed", str(CIF_DIR), "--encoder", str(out / "encoder")]
+    loud = CliRunner().invoke(group, [*args, "--out", str(tmp_path / "a.npy")])
+    quiet = CliRunner().invoke(group, ["--quiet", *args, "--out", str(tmp_path / "b.npy")])
+    assert loud.exit_code == quiet.exit_code == 0, loud.output + quiet.output
+    assert "struct/s" in loud.output and "struct/s" not in quiet.output
+    assert "wrote" in quiet.output.lower() or (tmp_path / "b.npy").exists()
+    commands = [name for name, c in group.commands.items() if any(p.name == "no_progress" for p in c.params)]
+    assert {"pretrain", "train", "embed", "predict", "relax", "screen", "phonons"} <= set(commands)
+
+
 def test_embed_bad_out_suffix(tiny_run, tmp_path):
     out, _ = tiny_run
     result = CliRunner().invoke(cli, ["embed", str(MP_SMALL), "--encoder", str(out / "encoder"),
