@@ -38,6 +38,11 @@ _LAZY = {
     "model_card": "models",
     "train": "training",
     "extract_labels": "labels",
+    "relax": "relaxation",
+    "RelaxResult": "relaxation",
+    "screen": "screening",
+    "KernelModel": "kernel",
+    "NEGNNEnsemble": "models",
 }
 
 __all__ = ["PAPER_CITATION", "__version__", *_LAZY]

@@ -432,7 +432,7 @@ def relax_cmd(input_path, potential, models, fmax, steps, cell, optimizer, out, 
     from .calculator import NEGNNCalculator
     from .data import read_structures
     from .io import atomic_open, structure_ids
-    from .relax import relax
+    from .relaxation import relax
 
     try:
         calc = NEGNNCalculator(potential=potential, device=device)
@@ -559,7 +559,7 @@ def screen_cmd(input_path, models, potential, do_relax, fmax, steps, cell, out, 
       ase-negnn screen candidates.extxyz --models runs/gap-krr/model --rank band_gap:ucb --out next.db
     """
     from .calculator import NEGNNCalculator
-    from .screen import screen
+    from .screening import screen
 
     try:
         calc = NEGNNCalculator(potential=potential, models=_model_list(models), device=device)

@@ -17,7 +17,7 @@ What it does
    ``atoms.get_stress()`` in a row on the moved atoms (a calculator that computes all three at once pays once).
    One warm-up call per calculator and size is not timed. Reported: median ms per call and the ratio peer / ours.
 4. **Relaxation**: ``--n-relax`` structures drawn (seeded) from mlearn ``Si_test`` (DFT MD snapshots, vacancies and
-   surfaces of 24-64 atoms), relaxed with ``ase_negnn.relax.relax`` (ASE FIRE, positions only, fmax 0.05 eV/Å, at
+   surfaces of 24-64 atoms), relaxed with ``ase_negnn.relaxation.relax`` (ASE FIRE, positions only, fmax 0.05 eV/Å, at
    most ``--relax-steps`` steps) by each calculator in turn; wall time, steps and ms per step each. Here ours is the
    *trained* Si potential ``--si-model`` (``runs/mlearn-si/model``, from ``mlearn_si_potential.py``) and CHGNet is
    pretrained, so both relax on a real energy surface; matgl's M3GNet is still untrained (its step count means
@@ -120,7 +120,7 @@ def main(argv=None):
     import ase.io
     import torch
 
-    from ase_negnn.relax import relax
+    from ase_negnn.relaxation import relax
 
     torch.set_num_threads(args.threads)
     src = Path(args.data) / "mp" / "mp36k.extxyz"

@@ -49,8 +49,8 @@ def main(out_dir: Path = OUTPUT, quick: bool | None = None) -> Path:
 
     from ase_negnn import available_models, example_structures
     from ase_negnn.calculator import NEGNNCalculator
-    from ase_negnn.relax import relax
-    from ase_negnn.screen import screen
+    from ase_negnn.relaxation import relax
+    from ase_negnn.screening import screen
 
     quick = quick_mode(quick)
     potential = train_si_potential(out_dir, quick)

@@ -24,7 +24,7 @@ def main(out_dir: Path = OUTPUT, quick: bool | None = None) -> Path:
 
     from ase_negnn.calculator import NEGNNCalculator
     from ase_negnn.plugins.phonons import compute_phonons, write_phonon_outputs
-    from ase_negnn.relax import relax
+    from ase_negnn.relaxation import relax
 
     quick = quick_mode(quick)
     model = Path(out_dir) / "03_si_potential_run" / "model"

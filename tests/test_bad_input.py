@@ -41,8 +41,8 @@ from ase_negnn.graph import CrystalGraphConverter
 from ase_negnn.models import NEGNN, load_model
 from ase_negnn.plugins.phonons import compute_phonons
 from ase_negnn.pretrained import load_encoder
-from ase_negnn.relax import relax
-from ase_negnn.screen import export_csv, screen
+from ase_negnn.relaxation import relax
+from ase_negnn.screening import export_csv, screen
 from ase_negnn.training import train
 
 TINY_TRAIN = {"max_epochs": 1, "n_conv": 1, "width": 8, "batch_size": 16, "progress": False, "plot": False}

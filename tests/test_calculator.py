@@ -8,7 +8,7 @@ from ase.build import bulk
 from ase.calculators.calculator import PropertyNotImplementedError
 
 from ase_negnn.calculator import NEGNNCalculator
-from ase_negnn.relax import relax
+from ase_negnn.relaxation import relax
 
 
 @pytest.fixture(scope="module")

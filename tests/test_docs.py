@@ -13,7 +13,7 @@ import ase_negnn
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = [
     "graph", "elements", "encoder", "ssl", "data", "pretraining", "pretrained", "descriptor", "adapters", "models",
-    "labels", "training", "predict", "calculator", "relax", "screen", "io", "convert", "plugins", "plugins.phonons",
+    "labels", "training", "predict", "calculator", "relaxation", "screening", "io", "convert", "plugins", "plugins.phonons",
     "kernel", "splits", "metrics", "deprecation",
 ]
 

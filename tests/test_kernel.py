@@ -195,7 +195,7 @@ def test_cli_krr_refuses_negnn_options(tmp_path):
 
 # -- screening by an acquisition ----------------------------------------------------------------------------------
 def test_parse_rank_and_errors():
-    from ase_negnn.screen import parse_rank
+    from ase_negnn.screening import parse_rank
 
     assert parse_rank("band_gap:ucb")["kappa"] == 2.0
     assert parse_rank("band_gap:ucb:0.5")["kappa"] == 0.5
@@ -207,7 +207,7 @@ def test_parse_rank_and_errors():
 
 def test_screen_ranks_the_csv_by_the_acquisition(krr_dir, mp_structures, tmp_path):
     from ase_negnn import NEGNNCalculator
-    from ase_negnn.screen import screen
+    from ase_negnn.screening import screen
 
     out, _ = krr_dir
     calc = NEGNNCalculator(models=[out / "model"])
@@ -227,7 +227,7 @@ def test_screen_ranks_the_csv_by_the_acquisition(krr_dir, mp_structures, tmp_pat
 
 def test_screen_rank_needing_std_is_refused_for_a_model_without_one(property_model_dirs, mp_structures, tmp_path):
     from ase_negnn import NEGNNCalculator
-    from ase_negnn.screen import screen
+    from ase_negnn.screening import screen
 
     calc = NEGNNCalculator(models=[property_model_dirs["band_gap"]])
     target = next(iter(calc.property_models))

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from ase_negnn.calculator import NEGNNCalculator
 from ase_negnn.cli import cli
-from ase_negnn.screen import iter_structures, screen
+from ase_negnn.screening import iter_structures, screen
 
 from conftest import MP_SMALL
 

@@ -151,7 +151,7 @@ def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float
     calculator : NEGNNCalculator
         Its property models are evaluated for every structure; with ``relax=True`` its potential relaxes first.
     relax, fmax, steps, cell, optimizer
-        Optional relaxation before prediction, with :func:`ase_negnn.relax.relax`'s defaults (positions only unless
+        Optional relaxation before prediction, with :func:`ase_negnn.relaxation.relax`'s defaults (positions only unless
         ``cell=True``; at most 500 steps).
     chunk_size : int
         Structures per batch and per database transaction.
@@ -243,7 +243,7 @@ def screen(source, out: str | Path, calculator, relax: bool = False, fmax: float
 
 def _evaluate(chunk, calculator, properties, relax, fmax, steps, cell, optimizer):
     """Rows ``(id, atoms, key_value_pairs, data)`` for a chunk: batched when possible, one by one on failure."""
-    from .relax import relax as run_relax
+    from .relaxation import relax as run_relax
 
     out = []
     structures = []
