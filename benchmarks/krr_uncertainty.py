@@ -291,7 +291,7 @@ def report(args, argv, cal, al, ens, wall, units):
                                                              "table at the end" if ens else "not run this time")), "",
         "| set | train / test | test MAE | benchmark KRR MAE | ratio | 68 % coverage | 90 % coverage | Spearman | NLL | "
         "fit s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    verdicts = {k: True for k in TARGETS}
+    missed: dict[str, list[str]] = {k: [] for k in TARGETS}
     for name in dict.fromkeys(r["set"] for r in cal):
         rs = [r for r in cal if r["set"] == name]
 
@@ -303,14 +303,16 @@ def report(args, argv, cal, al, ens, wall, units):
         for k in ("mae_ratio", "coverage_68", "coverage_90", "spearman"):
             mu, lo, hi = stat(k)
             text, ok = _fmt_target(k, mu)
-            verdicts[k] &= ok
+            if not ok:
+                missed[k].append(SETS[name][0])
             cells.append(f"{text} ({lo:.2f}-{hi:.2f})")
         mae, bench = stat("test_mae")[0], stat("benchmark_krr_mae")[0]
         lines.append(f"| {SETS[name][0]} | {rs[0]['n_train']} / {rs[0]['n_test']} | {mae:.4g} | "
                      f"{bench:.4g} | " + " | ".join(cells) + f" | {stat('nll')[0]:.3f} | {stat('fit_seconds')[0]:.0f} |")
     big = [r for r in cal if r["n_train"] >= 2400]
-    lines += ["", "**Targets**: " + "; ".join(
-        f"{k}: {'met' if ok else 'NOT met'} on every set (means over seeds)" for k, ok in verdicts.items())
+    lines += ["", "**Targets** (means over seeds): " + "; ".join(
+        f"{k}: " + ("met on every set" if not sets_missed else f"NOT met on {', '.join(sets_missed)}")
+        for k, sets_missed in missed.items())
         + (f"; fit time at {big[0]['n_train']}-{max(r['n_train'] for r in big)} training structures: "
            f"{min(r['fit_seconds'] for r in big):.0f}-{max(r['fit_seconds'] for r in big):.0f} s "
            f"({'met' if max(r['fit_seconds'] for r in big) < 60 else 'NOT met'}: < 60 s; machine shared with other "
