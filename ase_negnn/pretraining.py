@@ -95,6 +95,7 @@ def _split_loaders(dataset, val_fraction, batch_size, seed, num_workers):
 def pretrain(
     data: str | Path,
     out: str | Path,
+    *,
     objective: str = "predictive",
     epochs: int = 10,
     batch_size: int = 128,
@@ -117,10 +118,9 @@ def pretrain(
     smooth_width: float | None = SMOOTH_WIDTH,
     init_encoder: str | Path | None = None,
     stop_after: int | None = None,
-    *,
     layers: int | None = None,
 ) -> Path:
-    """Pretrain an encoder without labels and export it.
+    """Pretrain an encoder without labels and export it. Everything after ``out`` is keyword-only.
 
     Parameters
     ----------

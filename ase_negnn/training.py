@@ -210,6 +210,7 @@ def _parity_plot(pairs, path: Path, title: str, units: str) -> None:
 def train(
     data,
     target: str,
+    *,
     task: str = "graph",
     out: str | Path = "negnn-run",
     split="0.8,0.1,0.1",
@@ -247,7 +248,7 @@ def train(
     nonnegative: bool = False,
     init_seed: int | None = None,
 ) -> dict:
-    """Train a NEGNN and write the run to ``out``.
+    """Train a NEGNN and write the run to ``out``. Everything after ``target`` is keyword-only.
 
     Parameters
     ----------

@@ -294,3 +294,17 @@ def test_metric_summary_carries_units():
         "MAE 0.5 eV, RMSE 1.25 eV, R² 0.5 (n = 40)"
     text = format_metrics({"energy_per_atom_mae": 0.01, "energy_per_atom_n": 3, "force_mae": 0.2, "force_n": 24}, "")
     assert text == "energy per atom MAE 0.01 eV/atom, force MAE 0.2 eV/Å (n = 3)"
+
+
+def test_settings_are_keyword_only():
+    """``train(data, target, "site")`` would silently be a graph/site mix-up if positions counted: refused."""
+    import inspect
+
+    from ase_negnn.pretraining import pretrain
+
+    with pytest.raises(TypeError):
+        train(MP_SMALL, "band_gap", "graph")
+    assert [p.name for p in inspect.signature(train).parameters.values() if p.kind != p.KEYWORD_ONLY] == ["data",
+                                                                                                     "target"]
+    assert [p.name for p in inspect.signature(pretrain).parameters.values() if p.kind != p.KEYWORD_ONLY] == ["data",
+                                                                                                        "out"]
