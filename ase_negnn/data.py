@@ -22,7 +22,7 @@ from torch_geometric.data import Data
 from .graph import CrystalGraphConverter
 from .io import atomic_open, structure_id
 
-__all__ = ["EpochShuffle", "GraphDataset", "subset_loader", "atomic_torch_save", "build_graphs", "example_structures", "load_graph_dataset", "read_magnetic_cif", "read_structures"]
+__all__ = ["EpochShuffle", "GraphDataset", "GraphMemo", "subset_loader", "atomic_torch_save", "build_graphs", "example_structures", "load_graph_dataset", "read_magnetic_cif", "read_structures"]
 
 logger = logging.getLogger(__name__)
 
@@ -422,16 +422,53 @@ def _source_signature(path: Path) -> dict:
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+class GraphMemo:
+    """In-memory graphs keyed by the structure's content (atomic numbers, positions, cell, pbc) and the converter's
+    settings: repeated :func:`build_graphs` / ``train(graph_memo=...)`` calls on overlapping structure lists (learning
+    curves, ensembles, seeds) convert each structure once. A changed position or setting is a different key, never a
+    stale graph. ``hits`` / ``built`` count the lookups."""
+
+    def __init__(self):
+        self._graphs: dict = {}
+        self.hits = self.built = 0
+
+    @staticmethod
+    def key(atoms, settings: str) -> str:
+        h = hashlib.sha1(settings.encode())
+        for array in (atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc):
+            h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()
+
+    def get(self, atoms, converter: CrystalGraphConverter):
+        """The graph of ``atoms`` (converted once; a conversion error is remembered and raised again)."""
+        k = self.key(atoms, json.dumps(converter.settings.todict(), sort_keys=True))
+        if k in self._graphs:
+            self.hits += 1
+        else:
+            try:
+                self._graphs[k] = converter(atoms)
+            except (ValueError, TypeError) as ex:
+                self._graphs[k] = ex
+            self.built += 1
+        value = self._graphs[k]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+
 def build_graphs(images, converter: CrystalGraphConverter, progress: bool = False, name: str = "input",
-                 meta: dict | None = None) -> GraphDataset:
-    """Graphs of ``images`` in memory. Structures that cannot be converted are skipped with one warning naming
-    them; ``meta["indices"]`` maps each graph back to its position in ``images``."""
+                 meta: dict | None = None, memo: GraphMemo | None = None) -> GraphDataset:
+    """Graphs of ``images`` in memory (through ``memo`` when given). Structures that cannot be converted are skipped
+    with one warning naming them; ``meta["indices"]`` maps each graph back to its position in ``images``."""
     from tqdm.auto import tqdm
 
     graphs, ids, indices, skipped = [], [], [], []
     for i, atoms in enumerate(tqdm(images, disable=not progress, desc="building graphs", unit="struct")):
         try:
-            graphs.append(converter(atoms))
+            graphs.append(memo.get(atoms, converter) if memo is not None else converter(atoms))
             ids.append(structure_id(atoms, i))
             indices.append(i)
         except (ValueError, TypeError) as ex:

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
 
-from .data import GraphDataset, build_graphs, load_graph_dataset, read_structures, subset_loader
+from .data import GraphDataset, GraphMemo, build_graphs, load_graph_dataset, read_structures, subset_loader
 from .io import atomic_open, run_checkpoint, run_stamp, structure_ids, write_json_atomic
 from .labels import Labels, extract_labels
 from .metrics import regression_metrics
@@ -247,6 +247,7 @@ def train(
     plot: bool = True,
     nonnegative: bool = False,
     init_seed: int | None = None,
+    graph_memo: GraphMemo | None = None,
 ) -> dict:
     """Train a NEGNN and write the run to ``out``. Everything after ``target`` is keyword-only.
 
@@ -281,6 +282,9 @@ def train(
     init_seed : int, optional
         Seed of the initialisation and batch order when it should differ from the split's ``seed`` (ensemble
         members share a split); default ``seed``.
+    graph_memo : GraphMemo, optional
+        Graphs of in-memory structures kept across calls (:class:`~ase_negnn.data.GraphMemo`): learning curves,
+        seeds or ensembles on overlapping structures convert each once. Files use the on-disk cache instead.
     accelerator, devices, strategy, num_nodes
         Passed to ``lightning.Trainer``: several GPUs or nodes (or CPU processes) use Lightning DDP unchanged
         (``devices=2, strategy="ddp"``); rank 0 alone evaluates and writes, the other ranks return ``{}``.
@@ -299,7 +303,7 @@ def train(
         raise ValueError(f"max_epochs and batch_size must be >= 1, got {max_epochs} and {batch_size}")
     t0 = time.perf_counter()
     run = _prepare(data, target, task, split, seed, test_data, labels_csv, id_column, allow_missing_sites, max_train,
-                   cache_dir, progress, batch_size, init_seed,
+                   cache_dir, progress, batch_size, init_seed, graph_memo,
                    dict(encoder=encoder, task=task, target=target, units=units, layers=layers,
                         freeze_encoder=freeze_encoder, from_scratch=from_scratch, n_conv=n_conv, width=width,
                         pooling=pooling, cutoff=cutoff, nonnegative=nonnegative))
@@ -372,7 +376,7 @@ class _Run:
 
 
 def _prepare(data, target, task, split, seed, test_data, labels_csv, id_column, allow_missing_sites, max_train,
-             cache_dir, progress, batch_size, init_seed, model_args: dict) -> _Run:
+             cache_dir, progress, batch_size, init_seed, graph_memo, model_args: dict) -> _Run:
     """Read and check the structures and labels, build the model and the graphs, split, normalise."""
     with_test = test_data is None
     parse_split(split, with_test)
@@ -388,7 +392,8 @@ def _prepare(data, target, task, split, seed, test_data, labels_csv, id_column, 
     if isinstance(data, (str, Path)) and with_test:
         graphs = load_graph_dataset(data, converter, cache_dir, progress=progress, images=images)
     else:
-        graphs = build_graphs(images, converter, progress, name=str(data) if isinstance(data, (str, Path)) else "input")
+        graphs = build_graphs(images, converter, progress, name=str(data) if isinstance(data, (str, Path)) else "input",
+                              memo=graph_memo)
     rows = np.asarray(graphs.meta["indices"])
     dataset = LabelledGraphs(graphs, labels, rows)
     main = np.flatnonzero(rows < n_main)
@@ -498,6 +503,7 @@ def train_ensemble(data, target: str, out: str | Path, n_members: int = 5, *, se
     out = Path(out)
     t0 = time.perf_counter()
     train_kwargs.pop("resume", None)  # each member resumes from its own checkpoint
+    memo = GraphMemo()  # members share the split: in-memory structures are converted once, not once per member
     cards = []
     for k in range(int(n_members)):
         run = out / "members" / str(k)
@@ -507,7 +513,7 @@ def train_ensemble(data, target: str, out: str | Path, n_members: int = 5, *, se
             continue
         resume = (run / "checkpoints" / "last.ckpt").exists()
         cards.append(train(data, target, out=run, split=split, seed=seed, init_seed=seed + k, test_data=test_data,
-                           resume=resume, **{**train_kwargs, "task": "graph"}))
+                           resume=resume, **{"graph_memo": memo, **train_kwargs, "task": "graph"}))
     if cards[0].get("skipped_structures"):
         raise ValueError(f"{cards[0]['skipped_structures']} structure(s) of {data} could not be converted; the ensemble "
                          "calibrates on the validation split and needs every structure usable")

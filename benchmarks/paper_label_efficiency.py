@@ -52,9 +52,9 @@ Reading mp36k
 
 Graph memo
     ``train`` builds the crystal graphs of a list of ``Atoms`` on every call (~37 ms per structure on the contended
-    CPU, most of it for the fixed test set). The script wraps ``ase_negnn.training.build_graphs`` (at run time; the
-    library is unchanged) with an in-process memo keyed by ``(mp_id, graph settings)`` that returns exactly the graphs
-    the converter made the first time; ``--no-graph-memo`` turns it off. MEGNet's validation and test
+    CPU, most of it for the fixed test set). The script passes one ``ase_negnn.data.GraphMemo`` (keyed by the
+    structure's content and the graph settings) to every ``train(graph_memo=...)`` call of the process, so each
+    structure is converted once; ``--no-graph-memo`` turns it off. MEGNet's validation and test
     ``MGLDataset`` are likewise built once per process and target.
 
 Output (incremental)
@@ -92,7 +92,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as _dt
-import json
 import os
 import platform
 import re
@@ -283,53 +282,6 @@ class Splits:
 # --------------------------------------------------------------------------------------------------- graph memo
 
 
-def install_graph_memo() -> dict:
-    """Memoise ``ase_negnn.training.build_graphs`` per (structure id, graph settings); returns the memo's stats."""
-    import warnings
-
-    import ase_negnn.training as T
-    from ase_negnn.data import GraphDataset
-    from ase_negnn.io import structure_id
-
-    original = T.build_graphs
-    memo: dict = {}
-    stats = {"hits": 0, "built": 0}
-
-    def build_graphs(images, converter, progress=False, name="input", meta=None):
-        settings = converter.settings.todict()
-        tag = json.dumps(settings, sort_keys=True)
-        ids = [structure_id(a, i) for i, a in enumerate(images)]
-        if len(set(ids)) != len(ids):  # ids are the memo key: fall back when they are not unique
-            return original(images, converter, progress, name, meta)
-        graphs, kept_ids, indices, skipped = [], [], [], []
-        for i, (atoms, sid) in enumerate(zip(images, ids)):
-            key = (sid, tag)
-            if key not in memo:
-                try:
-                    memo[key] = converter(atoms)
-                except (ValueError, TypeError) as ex:
-                    memo[key] = ex
-                stats["built"] += 1
-            else:
-                stats["hits"] += 1
-            g = memo[key]
-            if isinstance(g, Exception):
-                skipped.append(f"{i}: {g}")
-                continue
-            graphs.append(g)
-            kept_ids.append(sid)
-            indices.append(i)
-        if skipped:
-            warnings.warn(f"skipped {len(skipped)} structure(s) of {name}: {skipped[:5]}", stacklevel=3)
-        if not graphs:
-            raise ValueError(f"no usable structures in {name}")
-        m = {"graph": settings, **(meta or {})}
-        return GraphDataset.from_graphs(graphs, {**m, "ids": kept_ids, "indices": indices, "skipped": len(skipped)})
-
-    T.build_graphs = build_graphs
-    return stats
-
-
 # --------------------------------------------------------------------------------------------------- runs
 
 
@@ -359,6 +311,7 @@ def run_negnn(method, target, train_atoms, val_atoms, test_atoms, seed, out: Pat
     resume = (out / "checkpoints" / "last.ckpt").exists()
     data, fractions = arrange(train_atoms, val_atoms, seed)
     card = train(data, spec["key"], task="graph", out=out, split=fractions, seed=seed, max_epochs=args.max_epochs,
+                 graph_memo=args.graph_memo,
                  early_stopping=args.early_stopping, from_scratch=method == "scratch", encoder=args.encoder,
                  freeze_encoder=method != "finetune",
                  units=spec["units"], batch_size=args.batch_size, lr=args.lr, test_data=test_atoms, resume=resume,
@@ -735,7 +688,9 @@ def main(argv=None):
     import torch
 
     done = {(r["target"], r["method"], r["n_train"], r["seed"], r["protocol"]) for r in read_rows(csv_path)}
-    memo_stats = None if args.no_graph_memo else install_graph_memo()
+    from ase_negnn.data import GraphMemo
+
+    args.graph_memo = None if args.no_graph_memo else GraphMemo()
     mp36k = MP36k(args.data)
     if len(set(mp36k.ids)) != len(mp36k.ids):
         sys.exit("mp36k mp_ids are not unique: the graph memo and the label joins assume they are")
@@ -794,7 +749,8 @@ def main(argv=None):
                     done.add(key)
                     log(f"done  {target} {method} n={n} seed={seed}: test MAE {res['test_mae']:.4f} "
                         + (f"({res['epochs_run']} epochs, {dt:.0f} s)" if res["epochs_run"] != "" else f"({dt:.0f} s)")
-                        + (f"; graph memo {memo_stats}" if memo_stats else ""))
+                        + (f"; graph memo {args.graph_memo.hits} hits, {args.graph_memo.built} built"
+                           if args.graph_memo is not None else ""))
                     write_report(csv_path, md_path, png_path, argv, time.perf_counter() - t_start, notes)
     write_report(csv_path, md_path, png_path, argv, time.perf_counter() - t_start, notes)
     log(f"finished in {(time.perf_counter() - t_start) / 60:.1f} min; wrote {csv_path}, {md_path}, {png_path}")

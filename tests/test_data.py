@@ -370,3 +370,26 @@ def test_read_magnetic_cif_refuses_disagreeing_pymatgen(monkeypatch):
     monkeypatch.setattr(data_mod, "_mcif_moments", lambda *args: original(*args) * 1.1)
     with pytest.raises(ValueError, match=r"1\.160\.mcif: pymatgen .* expands the moments differently"):
         data_mod.read_magnetic_cif(MCIF_DIR / "1.160.mcif")
+
+
+def test_graph_memo_converts_each_structure_once_and_never_serves_a_stale_graph(mp_structures, encoder):
+    """Same structures again: hits, identical graphs; a moved atom or another graph setting: a new graph."""
+    import torch
+
+    from ase_negnn.data import GraphMemo, build_graphs
+    from ase_negnn.graph import CrystalGraphConverter
+
+    memo = GraphMemo()
+    conv = encoder.graph_converter()
+    first = build_graphs(mp_structures[:6], conv, memo=memo)
+    again = build_graphs(mp_structures[:6], conv, memo=memo)
+    assert (memo.built, memo.hits) == (6, 6)
+    assert all(torch.equal(first.arrays[k], again.arrays[k]) for k in first.arrays)
+    moved = mp_structures[0].copy()
+    moved.positions[0] += 0.01
+    memo.get(moved, conv)
+    hard = CrystalGraphConverter(smooth_width=None)
+    memo.get(mp_structures[0], hard)
+    assert memo.built == 8 and len(memo) == 8
+    fresh = conv(moved)
+    assert torch.equal(memo.get(moved, conv).edge_index, fresh.edge_index)
