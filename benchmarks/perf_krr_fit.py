@@ -1,0 +1,78 @@
+"""Issue 19: wall time of ``fit_kernel_model`` (= ``ase-negnn train --method krr`` without reading and SSMR) on the
+first ``--n`` structures of the paper's formation-energy set, with the full grid (2 kernels × 11 γ × 11 α, prior mean
+0 or the label mean), at the BLAS thread count of the process. Target: 2,500 structures in under a minute.
+
+SSMR (bundled encoder, layers 0-5, mean) comes from ``benchmarks/cache`` (computed and cached when missing). Writes
+``benchmarks/results/perf_krr_fit.{csv,md}``.
+
+Command (from the repository root, nothing else running)::
+
+    python benchmarks/perf_krr_fit.py --data ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _paper as P
+from _report import atomic_open, report_header, write_markdown
+
+TARGET_N, TARGET_S = 2500, 60.0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--n", default="1000,2500", help="comma list of training-set sizes")
+    ap.add_argument("--out", type=Path, default=P.RESULTS)
+    args = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    import threadpoolctl
+    from krr_uncertainty import load_sets
+
+    from ase_negnn.kernel import fit_kernel_model
+    from ase_negnn.pretrained import load_encoder
+
+    encoder = load_encoder("default")
+    ids, X, y = load_sets(args.data, ["formation_4k"], encoder)["formation_4k"]
+    threads = threadpoolctl.threadpool_info()[0]["num_threads"]
+    rows = []
+    for n in (int(v) for v in args.n.split(",") if v):
+        n = min(n, len(y))
+        t = time.perf_counter()
+        _, rep = fit_kernel_model(X[:n], y[:n], encoder, "formation_energy_per_atom")
+        rows.append({"n_structures": n, "seconds": round(time.perf_counter() - t, 1), "blas_threads": threads,
+                     "kernel": rep["kernel"], "gamma": rep["gamma"], "alpha": rep["alpha"],
+                     "approximation": rep["approximation"]})
+        print(rows[-1], flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with atomic_open(args.out / "perf_krr_fit.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    big = [r for r in rows if r["n_structures"] >= TARGET_N]
+    lines = [*report_header("Kernel-model fit time (full grid)", f"{sum(r['seconds'] for r in rows):.0f} s", argv),
+             f"- `fit_kernel_model` on SSMR rows of `paper/formation_4k.csv` ⋈ mp36k; grid: 2 kernels × 11 γ × 11 α × "
+             f"2 prior means, exact leave-one-out, then the scale model; {threads} BLAS threads; load average at the "
+             f"end {os.getloadavg()[0]:.1f}", "", "| structures | seconds | chosen | exact / Nyström |",
+             "|---:|---:|---|---|"]
+    lines += [f"| {r['n_structures']} | {r['seconds']} | {r['kernel']}, γ {r['gamma']:.0e}, α {r['alpha']:.0e} | "
+              f"{r['approximation']} |" for r in rows]
+    if big:
+        met = big[0]["seconds"] < TARGET_S
+        lines += ["", f"**Target** (issue 19): {TARGET_N} structures in under {TARGET_S:.0f} s: "
+                      f"**{'met' if met else 'NOT met'}** ({big[0]['seconds']} s)."]
+    write_markdown(args.out / "perf_krr_fit.md", lines)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
