@@ -37,3 +37,18 @@ def save_figure(fig, path, **kwargs) -> None:
 
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format=Path(path).suffix.lstrip(".") or "png", **kwargs)
+
+
+def write_results(out, stem: str, rows: list[dict], lines: list[str]) -> None:
+    """``out/stem.csv`` (one row per dict, atomically), ``out/stem.md`` from ``lines``, and the report on stdout."""
+    import csv
+    from pathlib import Path
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out / f"{stem}.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    write_markdown(out / f"{stem}.md", lines)
+    print("\n".join(lines))

@@ -13,7 +13,6 @@ Command (from the repository root, nothing else running)::
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _paper as P
-from _report import atomic_open, report_header, write_markdown
+from _report import report_header, write_results
 
 TARGET_N, TARGET_S = 2500, 60.0
 
@@ -52,11 +51,6 @@ def main(argv=None):
                      "kernel": rep["kernel"], "gamma": rep["gamma"], "alpha": rep["alpha"],
                      "approximation": rep["approximation"]})
         print(rows[-1], flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(args.out / "perf_krr_fit.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
     big = [r for r in rows if r["n_structures"] >= TARGET_N]
     lines = [*report_header("Kernel-model fit time (full grid)", f"{sum(r['seconds'] for r in rows):.0f} s", argv),
              f"- `fit_kernel_model` on SSMR rows of `paper/formation_4k.csv` ⋈ mp36k; grid: 2 kernels × 11 γ × 11 α × "
@@ -69,8 +63,7 @@ def main(argv=None):
         met = big[0]["seconds"] < TARGET_S
         lines += ["", f"**Target** (issue 19): {TARGET_N} structures in under {TARGET_S:.0f} s: "
                       f"**{'met' if met else 'NOT met'}** ({big[0]['seconds']} s)."]
-    write_markdown(args.out / "perf_krr_fit.md", lines)
-    print("\n".join(lines))
+    write_results(args.out, "perf_krr_fit", rows, lines)
     return 0
 
 

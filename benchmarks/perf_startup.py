@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import atomic_open, report_header, write_markdown
+from _report import report_header, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 2.5
@@ -90,13 +90,6 @@ def main(argv=None):
         rows.append({"command": name, "median_s": round(med, 3), "min_s": round(min(times[name]), 3),
                      "ratio_to_import_torch": round(med / base, 2),
                      **{f"{m}_import_s": ("" if v is None else round(v, 3)) for m, v in imports[name].items()}})
-    args.out.mkdir(parents=True, exist_ok=True)
-    import csv
-
-    with atomic_open(args.out / "perf_startup.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
     embed = next(r for r in rows if r["command"].startswith("ase-negnn embed"))
     lines = [*report_header("CLI start-up: ase-negnn embed vs import torch", f"{time.perf_counter() - t0:.0f} s", argv),
              f"- fresh processes, {args.repeats} interleaved rounds, median wall time; machine {platform.machine()}, "
@@ -110,8 +103,7 @@ def main(argv=None):
     met = embed["ratio_to_import_torch"] <= TARGET
     lines += ["", f"**Target** (issue 18): `embed` ≤ {TARGET}× `import torch`: **{'met' if met else 'NOT met'}** "
               f"({embed['ratio_to_import_torch']}×)."]
-    write_markdown(args.out / "perf_startup.md", lines)
-    print("\n".join(lines))
+    write_results(args.out, "perf_startup", rows, lines)
     return 0
 
 
