@@ -411,6 +411,8 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
         model.scale_floor.fill_(scale["floor"])
         if nystrom:
             model.posterior.copy_(torch.from_numpy(system.posterior(alpha)))
+        else:  # the search already decomposed K: hand (K + αI)⁻¹ over instead of decomposing it again on first use
+            model._kinv = (system.V / (system.lam + alpha)) @ system.V.T
     if numbers is not None:
         model.set_trained_elements(numbers)
     z = np.abs(r) / (s * scale["loo"] * np.sqrt(v))
