@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _paper as P
-from _report import report_header, save_figure, write_markdown
+from _report import atomic_open, report_header, save_figure, write_markdown
 
 SETS = {**{k: v for k, v in P.PROPERTIES.items()}, "tc": ("MAGNDATA transition temperature", "K")}
 TARGETS = {"coverage_68": (0.60, 0.76), "coverage_90": (0.85, 0.95), "spearman": (0.3, None),
@@ -265,12 +265,12 @@ def report(args, argv, cal, al, ens, wall, units):
 
     args.out.mkdir(parents=True, exist_ok=True)
     keys = [k for k in cal[0] if k != "curve"] if cal else []
-    with open(args.out / "krr_uncertainty.csv", "w", newline="") as fh:
+    with atomic_open(args.out / "krr_uncertainty.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         w.writerows({k: r[k] for k in keys} for r in cal)
     if al:
-        with open(args.out / "krr_active_learning.csv", "w", newline="") as fh:
+        with atomic_open(args.out / "krr_active_learning.csv", "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(al[0]))
             w.writeheader()
             w.writerows(al)
@@ -354,7 +354,7 @@ def report(args, argv, cal, al, ens, wall, units):
                   f"{r['coverage_90']:.3f} | {r['spearman']:.3f} | {r['nll']:.3f} | {r['seconds']:.0f} |" for r in ens]
         import csv as _csv
 
-        with open(args.out / "krr_uncertainty_ensembles.csv", "w", newline="") as fh:
+        with atomic_open(args.out / "krr_uncertainty_ensembles.csv", "w", newline="") as fh:
             w = _csv.DictWriter(fh, fieldnames=list(ens[0]))
             w.writeheader()
             w.writerows(ens)
