@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from matgl.utils.io import IOMixIn
 from torch import Tensor, nn
 from torch_geometric.nn import CGConv
 from torch_geometric.typing import Adj, OptTensor, PairTensor
@@ -105,7 +105,28 @@ class GaussianExpansion(nn.Module):
         return idx.clamp_(0, self.n_features - 1)
 
 
-class CGCNNEncoder(nn.Module, IOMixIn):
+class SavedArgs:
+    """matgl's ``IOMixIn.save_args`` protocol without importing matgl (whose ``__init__`` imports Lightning, seconds
+    of start-up for every descriptor call): ``_init_args`` holds the constructor arguments, ``nested_args()`` is the
+    form matgl stores for a module inside another model's arguments (``@class``, ``@module``, ``@model_version``,
+    ``init_args``), and :func:`save_atomic` writes the files with matgl's own ``IOMixIn.save``."""
+
+    def save_args(self, locals: dict, kwargs: dict | None = None) -> None:
+        import inspect
+
+        names = inspect.getfullargspec(self.__class__.__init__).args
+        args = {k: v for k, v in locals.items() if k in names and k not in ("self", "__class__")}
+        args.update(kwargs or {})
+        self._init_args = {k: v.nested_args() if isinstance(v, SavedArgs) else v for k, v in args.items()}
+
+    def nested_args(self) -> dict:
+        """This module as an argument of another saved model (what matgl writes for an ``IOMixIn`` argument)."""
+        cls = type(self)
+        return {"@class": cls.__name__, "@module": cls.__module__, "@model_version": getattr(self, "__version__", 0),
+                "init_args": self._init_args}
+
+
+class CGCNNEncoder(nn.Module, SavedArgs):
     """Crystal-graph encoder: element embedding → ``n_layers`` CGConv + BatchNorm layers.
 
     The architecture follows the SSAR authors' encoder (Kong et al. 2024): a linear embedding of the
@@ -133,9 +154,9 @@ class CGCNNEncoder(nn.Module, IOMixIn):
     Notes
     -----
     ``forward`` returns a list of ``n_layers + 1`` tensors of shape ``(n_atoms, width)``; index ``l`` is the
-    SSAR of layer ``l``. The encoder is saved with matgl's ``IOMixIn`` (``model.pt``, ``state.pt``,
-    ``model.json``), so ``matgl.load_model(path)`` and :meth:`load` both restore it with
-    ``torch.load(weights_only=True)``.
+    SSAR of layer ``l``. The encoder is saved in matgl's layout with matgl's ``IOMixIn.save`` (``model.pt``,
+    ``state.pt``, ``model.json``), so ``matgl.load_model(path)`` and :meth:`load` both restore it with
+    ``torch.load(weights_only=True)``; building and loading one does not import matgl (:class:`SavedArgs`).
     """
 
     __version__ = 1  # v2 graphs are told apart by smooth_width (absent = hard), so v1 files stay compatible
@@ -265,11 +286,13 @@ def load_graph_aware(cls, path, **kwargs):
     default."""
     import json
 
-    from matgl.utils.io import _check_ver, _get_file_paths
-
-    fpaths = path if isinstance(path, dict) else _get_file_paths(Path(path), **kwargs)
+    fpaths = path if isinstance(path, dict) else model_files(path)
     with open(fpaths["model.json"]) as fh:
-        _check_ver(cls, json.load(fh))  # matgl's warning when the code is newer than the file
+        written = json.load(fh).get("@model_version", 0)
+    if getattr(cls, "__version__", 0) > written:  # matgl's check (its _check_ver), without importing matgl
+        warnings.warn(f"Incompatible model version detected: {fpaths['model.json']} holds {cls.__name__} version "
+                      f"{written}, this code is version {cls.__version__}; loading it anyway", UserWarning,
+                      stacklevel=3)
     args = torch.load(fpaths["model.pt"], map_location="cpu", weights_only=True)
     state = torch.load(fpaths["state.pt"], map_location="cpu", weights_only=True)
     if not isinstance(args, dict) or not isinstance(state, dict):
@@ -296,6 +319,16 @@ def load_graph_aware(cls, path, **kwargs):
         raise ValueError(f"{fpaths['state.pt']} does not match {cls.__name__}: missing {missing[:5]}, "
                          f"unexpected {list(result.unexpected_keys)[:5]}")
     return model
+
+
+def model_files(path: str | Path) -> dict[str, Path]:
+    """The three files of a saved model directory (matgl's layout), or ``FileNotFoundError`` naming what is missing."""
+    path = Path(path)
+    files = {name: path / name for name in ("model.json", "model.pt", "state.pt")}
+    missing = [name for name, f in files.items() if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path} is not a saved model directory: missing {', '.join(missing)}")
+    return files
 
 
 def check_saved_model(path: str | Path, cls: type, allowed: frozenset[str] = frozenset()) -> None:
@@ -345,11 +378,13 @@ def check_saved_model(path: str | Path, cls: type, allowed: frozenset[str] = fro
                                      f"(allowed: {sorted(allowed) or 'none'})")
 
 
-def save_atomic(model: IOMixIn, path: str | Path, metadata: dict | None = None) -> Path:
+def save_atomic(model: nn.Module, path: str | Path, metadata: dict | None = None) -> Path:
     """Write a matgl-format model directory atomically: into a sibling temp dir, then rename over ``path``.
 
     A reader never sees half a model: either the old directory or the complete new one.
     """
+    from matgl.utils.io import IOMixIn  # saving is a training-side action; matgl's writer, imported on use
+
     with atomic_directory(path) as tmp:
         IOMixIn.save(model, tmp, metadata=metadata, makedirs=False)
     return path

@@ -246,7 +246,7 @@ class KernelModel(MatGLModel):
             encoder = CGCNNEncoder(**encoder)
         layers = parse_layers(layers, encoder.n_layers)
         parse_pooling(pooling)
-        self.save_args(locals(), {"encoder": encoder, "layers": layers})
+        self.save_args(locals(), {"encoder": encoder.nested_args(), "layers": layers})
         self.encoder = encoder.eval().requires_grad_(False)
         self.target, self.units, self.layers, self.pooling = str(target), str(units), layers, pooling
         self.kernel, self.gamma, self.alpha = kernel, float(gamma), float(alpha)

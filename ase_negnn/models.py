@@ -132,7 +132,7 @@ class NEGNN(MatGLModel):
                 raise ValueError(f"cutoff must be positive (Å), got {cutoff!r}")
         else:
             cutoff = enc.cutoff
-        self.save_args(locals(), {"encoder": enc, "layers": layers, "cutoff": cutoff, "freeze_encoder": freeze_encoder})
+        self.save_args(locals(), {"encoder": enc.nested_args(), "layers": layers, "cutoff": cutoff, "freeze_encoder": freeze_encoder})
         self.encoder = enc
         self.task, self.target, self.units = task, str(target), str(units)
         self.layers, self.pooling, self.cutoff = layers, pooling, float(cutoff)

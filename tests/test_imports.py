@@ -101,3 +101,32 @@ def test_code_runs_on_the_lowest_python_setup_py_allows():
     proc = subprocess.run([vermin, "--no-tips", f"-t={bound}-", "--violations",
                            str(PACKAGE), str(PACKAGE.parent / "plugins")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_descriptor_path_does_not_import_training_machinery(tmp_path):
+    """SSMR of a structure, an encoder saved and reloaded with our loader, and ``ase-negnn embed``, each in a fresh
+    process, never import Lightning or matgl (matgl's ``__init__`` imports Lightning: seconds of start-up). Fails if
+    the encoder goes back to subclassing matgl's ``IOMixIn`` or the descriptor module imports models/training."""
+    import json
+    import subprocess
+    import sys
+
+    cifs = Path(__file__).resolve().parent / "data" / "cifs"
+    script = f"""
+import json, sys
+from ase.build import bulk
+from ase_negnn.descriptor import SSMR
+from ase_negnn.encoder import CGCNNEncoder
+x = SSMR(layers="0-2").create(bulk("Si", "diamond", 5.43))
+CGCNNEncoder.load({str(Path(__file__).resolve().parents[1] / "ase_negnn" / "pretrained" / "default")!r})
+from ase_negnn.cli import cli
+try:
+    cli(["embed", {str(cifs)!r}, "--out", {str(tmp_path / "emb.npy")!r}, "--no-progress"], standalone_mode=False)
+finally:
+    print(json.dumps({{m: m in sys.modules for m in ("lightning", "pytorch_lightning", "matgl")}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "emb.npy").is_file()
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == {"lightning": False, "pytorch_lightning": False, "matgl": False}, loaded
