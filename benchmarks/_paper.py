@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _bench import mp36k_path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -65,9 +66,7 @@ def read_mp36k(data: Path, wanted: set[str] | None = None) -> dict:
     """mp_id -> Atoms for the mp36k structures (only ``wanted`` ids if given)."""
     import ase.io
 
-    path = data / "mp" / "mp36k.extxyz"
-    if not path.exists():
-        sys.exit(f"not found: {path} (give --data, the shared data folder)")
+    path = mp36k_path(data)
     found = {}
     for atoms in ase.io.iread(path, ":"):
         mp_id = str(atoms.info.get("mp_id", ""))
@@ -240,11 +239,11 @@ def krr_grid_search(X: np.ndarray, y: np.ndarray, cv="loo", kernels=KERNELS, alp
 
 def krr_fit_predict(X_tr, y_tr, X_te, kernel, gamma, alpha) -> np.ndarray:
     """The refitted model: scikit-learn's ``Pipeline([StandardScaler(), KernelRidge(...)])``."""
+    import warnings
+
     from sklearn.kernel_ridge import KernelRidge
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
-
-    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # alpha = 1e-10: "Singular matrix ... least-squares solution" is expected
@@ -342,7 +341,6 @@ def baseline_features(name: str, structures: dict, ids: list[str], species: list
                 return [ofm.featurize(AseAtomsAdaptor.get_structure(structures[i])) for i in part]
 
         return cached_rows("ofm-matminer", ids, compute, chunk=250, log=log, cached_only=cached_only)
-    sys.path.insert(0, str(HERE))
     from _dscribe_compat import patch_dscribe
 
     patch_dscribe()

@@ -23,16 +23,19 @@ Command (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
-import csv
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import atomic_open, report_header, save_figure, write_markdown  # noqa: E402
+from _bench import (
+    mp36k_path,
+    parser,
+    report_header,
+    save_figure,
+    write_csv,
+    write_markdown,
+)
 
 #: Matbench v0.1 leaderboard test MAE (mean over 5 outer folds): task → {algorithm: MAE}.
 MATBENCH = {
@@ -42,10 +45,8 @@ MATBENCH = {
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="../shared/data", help="shared data folder (holds mp/mp36k.extxyz)")
+    p = parser(__doc__, "data", "out")
     p.add_argument("--models", default="mp-eform,mp-gap", help="bundled model names")
-    p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
 
     import ase.io
@@ -58,7 +59,7 @@ def main(argv=None):
     from ase_negnn.training import regression_metrics, split_three
 
     t0 = time.perf_counter()
-    images = ase.io.read(Path(args.data) / "mp" / "mp36k.extxyz", ":")
+    images = ase.io.read(mp36k_path(args.data), ":")
     names = [m for m in args.models.split(",") if m]
     rows, lines = [], []
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.2), dpi=120, squeeze=False)
@@ -108,10 +109,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_figure(fig, out / "bundled_models.png")
-    with atomic_open(out / "bundled_models.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / "bundled_models.csv", rows)
     wall = time.perf_counter() - t0
     md = [
         *report_header("Bundled NEGNN models: mp36k test set, with Matbench for context", f"{wall / 60:.1f} min", argv),

@@ -18,15 +18,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def features():
     import ase
     import ase.io
-    from dscribe.descriptors import SOAP, SineMatrix
-
     from _dscribe_compat import patch_dscribe
+    from dscribe.descriptors import SOAP, SineMatrix
 
     patched = patch_dscribe()
     images = ase.io.read(ROOT / "tests" / "data" / "mp_small.extxyz", ":")

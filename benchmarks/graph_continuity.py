@@ -18,19 +18,15 @@ Command (from the repository root, seconds)::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _bench import parser, report_header, write_csv, write_markdown
 from ase import Atoms
 from ase.build import bulk
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report_header, write_markdown  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
 AMPLITUDES = (1e-4, 1e-3)
 
 
@@ -80,10 +76,9 @@ def measure(label: str, encoder, models: dict) -> list[dict]:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__, "out")
     ap.add_argument("--v1-models", type=Path, default=None,
                     help="directory holding the pre-v2 mp-gap/ and mp-eform/ (hard graph) for the 'before' rows")
-    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     from ase_negnn.models import load_model
@@ -99,16 +94,7 @@ def main(argv=None):
     rows += measure("v1 hard (bundled v1-hard" + (", v1 mp-gap, mp-eform)" if old_models else ")"),
                     load_encoder("v1-hard"), old_models)
 
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    args.out.mkdir(parents=True, exist_ok=True)
-    from _report import atomic_open
-
-    with atomic_open(args.out / "graph_continuity.csv", "w", newline="") as fh:
-        import csv
-
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(args.out / "graph_continuity.csv", rows)
     md = [*report_header("Continuity under a 1e-4 / 1e-3 Å rattle: continuous (v2) vs hard (v1) graph",
                          f"{time.perf_counter() - t0:.0f} s", argv),
           "- SSMR: layers 0–5, mean pooling, max relative change max|x − x0| / max|x0|; predictions in eV (gap) and "

@@ -29,8 +29,6 @@ Options: ``--n 300``, ``--cutoff 8.0``, ``--ase-limit 50`` (0 = all N), ``--repe
 
 from __future__ import annotations
 
-import argparse
-import csv
 import itertools
 import os
 import platform
@@ -41,7 +39,7 @@ from pathlib import Path
 import ase
 import ase.io
 import numpy as np
-from _report import atomic_open, report_header, write_markdown
+from _bench import mp36k_path, parser, report_header, write_csv, write_markdown
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 
@@ -91,19 +89,13 @@ def time_method(fn, structures, repeats):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="../shared/data", help="shared data folder (holds mp/mp36k.extxyz); "
-                   "relative paths resolve against the current directory (default ../shared/data)")
-    p.add_argument("--n", type=int, default=300, help="number of structures (first N of mp36k)")
+    p = parser(__doc__, "data", "n", "out", n=300)
     p.add_argument("--cutoff", type=float, default=8.0, help="cutoff radius in Å")
     p.add_argument("--ase-limit", type=int, default=50, help="time ase.neighborlist on the first N only (0 = all)")
     p.add_argument("--repeats", type=int, default=5, help="passes per fast method (best total kept)")
-    p.add_argument("--out", default="benchmarks/results", help="output folder")
     args = p.parse_args(argv)
 
-    path = Path(args.data) / "mp" / "mp36k.extxyz"
-    if not path.exists():
-        sys.exit(f"not found: {path} (give --data, the folder holding mp/mp36k.extxyz)")
+    path = mp36k_path(args.data)
     t_start = time.perf_counter()
     structures = list(itertools.islice(ase.io.iread(path, ":"), args.n))
     n = len(structures)
@@ -177,11 +169,7 @@ def main(argv=None):
     wall = time.perf_counter() - t_start
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out / "graph_neighbors.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / "graph_neighbors.csv", rows)
     import pymatgen.core
     import vesin
 

@@ -38,11 +38,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _paper as P
-from _report import atomic_open, report_header, save_figure, write_markdown
+import numpy as np
+from _bench import (
+    _OldSpelling,
+    atomic_open,
+    parser,
+    report_header,
+    save_figure,
+    write_csv,
+    write_markdown,
+)
 
 SETS = {**{k: v for k, v in P.PROPERTIES.items()}, "tc": ("MAGNDATA transition temperature", "K")}
 TARGETS = {"coverage_68": (0.60, 0.76), "coverage_90": (0.85, 0.95), "spearman": (0.3, None),
@@ -208,7 +214,7 @@ def active_learning(name, ids, X, y, seed, encoder, start, step, max_labels, log
 
 
 def ensembles(args, sets: dict, names: list[str], encoder, log=print) -> list[dict]:
-    """NEGNN deep ensembles (``train_ensemble``, default settings but ``--ensemble-epochs``) next to the kernel model on
+    """NEGNN deep ensembles (``train_ensemble``, default settings but ``--max-epochs``) next to the kernel model on
     the same split: ``split_three(n, "0.8,0.1,0.1", seed)``; the kernel model fits on train + validation."""
     from paper_label_efficiency import MP36k
 
@@ -231,14 +237,14 @@ def ensembles(args, sets: dict, names: list[str], encoder, log=print) -> list[di
         tr, va, te = split_three(len(ids), "0.8,0.1,0.1", seed)
         t0 = time.perf_counter()
         card = train_ensemble(images, "label", args.runs / f"ensemble-{name}-s{seed}", n_members=args.ensemble_members,
-                              seed=seed, max_epochs=args.ensemble_epochs, units=SETS[name][1], progress=False,
+                              seed=seed, max_epochs=args.max_epochs, units=SETS[name][1], progress=False,
                               plot=False)
         t_ens = time.perf_counter() - t0
         fit = np.sort(np.concatenate([tr, va]))
         model, rep = fit_kernel_model(X[fit], y[fit], encoder, name)
         mean, std = model.predict_features((X[te] - model.feature_mean.numpy()) / model.feature_scale.numpy())
         for method, metrics, unc, seconds in (
-                (f"NEGNN ensemble of {args.ensemble_members} (≤ {args.ensemble_epochs} epochs)", card["test_metrics"],
+                (f"NEGNN ensemble of {args.ensemble_members} (≤ {args.max_epochs} epochs)", card["test_metrics"],
                  card["test_uncertainty"], t_ens),
                 ("SSMR kernel model", regression_metrics(mean, y[te]), uncertainty_metrics(mean, std, y[te]),
                  rep["fit_seconds"])):
@@ -270,10 +276,7 @@ def report(args, argv, cal, al, ens, wall, units):
         w.writeheader()
         w.writerows({k: r[k] for k in keys} for r in cal)
     if al:
-        with atomic_open(args.out / "krr_active_learning.csv", "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(al[0]))
-            w.writeheader()
-            w.writerows(al)
+        write_csv(args.out / "krr_active_learning.csv", al)
     lines = report_header("Kernel models with a calibrated standard deviation: calibration and active learning",
                           f"{wall / 60:.1f} min", argv)
     lines += [
@@ -352,12 +355,7 @@ def report(args, argv, cal, al, ens, wall, units):
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {SETS[r['set']][0]} | {r['method']} | {r['test_mae']:.4g} | {r['coverage_68']:.3f} | "
                   f"{r['coverage_90']:.3f} | {r['spearman']:.3f} | {r['nll']:.3f} | {r['seconds']:.0f} |" for r in ens]
-        import csv as _csv
-
-        with atomic_open(args.out / "krr_uncertainty_ensembles.csv", "w", newline="") as fh:
-            w = _csv.DictWriter(fh, fieldnames=list(ens[0]))
-            w.writeheader()
-            w.writerows(ens)
+        write_csv(args.out / "krr_uncertainty_ensembles.csv", ens)
     write_markdown(args.out / "krr_uncertainty.md", lines)
     plot(args, cal, al)
     print("\n".join(lines))
@@ -404,9 +402,7 @@ def plot(args, cal, al):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared data folder")
-    ap.add_argument("--encoder", default="default", help="bundled encoder name or directory")
+    ap = parser(__doc__, "data", "encoder", "max_epochs", "runs", "out", max_epochs=30, runs="runs/krr-uncertainty")
     ap.add_argument("--sets", default=",".join(SETS), help=f"comma list of {', '.join(SETS)}")
     ap.add_argument("--seeds", default="1,2,3", help="80/20 split seeds")
     ap.add_argument("--al-targets", default="formation_4k,hse", help="sets for active learning ('' = none)")
@@ -416,10 +412,10 @@ def main(argv=None):
     ap.add_argument("--al-max", type=int, default=1000)
     ap.add_argument("--ensemble-sets", default="", help="paper sets for NEGNN ensembles (e.g. bulk_modulus,shear_modulus)")
     ap.add_argument("--ensemble-members", type=int, default=3)
-    ap.add_argument("--ensemble-epochs", type=int, default=30)
-    ap.add_argument("--runs", type=Path, default=Path("runs/krr-uncertainty"), help="ensemble run directories")
-    ap.add_argument("--out", type=Path, default=P.RESULTS)
+    ap.add_argument("--ensemble-epochs", dest="max_epochs", action=_OldSpelling, new_name="--max-epochs", type=int,
+                    help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    args.data, args.runs = Path(args.data), Path(args.runs)
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
     argv = sys.argv[1:] if argv is None else argv
     names = [s for s in args.sets.split(",") if s]
@@ -455,7 +451,7 @@ def main(argv=None):
         sets.update(load_sets(args.data, missing, encoder))
     ens = []
     for name in ens_names:
-        key = f"ens/{name}/{args.seeds[0]}/{args.ensemble_members}/{args.ensemble_epochs}"
+        key = f"ens/{name}/{args.seeds[0]}/{args.ensemble_members}/{args.max_epochs}"
         if memo.get(key) is None:
             memo.put(key, ensembles(args, sets, [name], encoder))
         ens += memo.get(key)

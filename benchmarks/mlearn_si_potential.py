@@ -18,21 +18,17 @@ Output: ``benchmarks/results/mlearn_si_potential.{csv,md,png}``: our test energy
 
 Command (from the repository root; wall time is printed and written to the report)::
 
-    OMP_NUM_THREADS=1 python benchmarks/mlearn_si_potential.py --data ../shared/data --epochs 150
+    OMP_NUM_THREADS=1 python benchmarks/mlearn_si_potential.py --data ../shared/data --max-epochs 150
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import atomic_open, report_header, save_figure, write_markdown  # noqa: E402
+from _bench import parser, report_header, save_figure, write_csv, write_markdown
 
 #: Published test-set MAEs (energy meV/atom, forces eV/Å) of Zuo et al., J. Phys. Chem. A 124, 731 (2020), for the
 #: element, as tabulated by the ACE authors next to their own results on the same split (ACEsuit/ACEpotentials.jl,
@@ -49,17 +45,12 @@ REFERENCE_SOURCE = ("Zuo et al., J. Phys. Chem. A 124, 731 (2020) (arXiv:1906.08
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="../shared/data", help="shared data folder (holds mlearn/)")
+    p = parser(__doc__, "data", "max_epochs", "early_stopping", "seed", "runs", "out", max_epochs=150,
+               early_stopping=40, runs="runs/mlearn-si")
     p.add_argument("--element", default="Si", help="mlearn element (Si, Ge, Li, Mo)")
-    p.add_argument("--epochs", type=int, default=150, help="maximum epochs")
-    p.add_argument("--patience", type=int, default=40, help="early-stopping patience (epochs)")
     p.add_argument("--cutoff", type=float, default=5.0, help="graph cutoff (Å)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--run-dir", default="runs/mlearn-si", help="training run directory (checkpoints; resumable)")
-    p.add_argument("--out", default="benchmarks/results", help="output folder")
     args = p.parse_args(argv)
 
     from ase_negnn.training import train
@@ -69,7 +60,7 @@ def main(argv=None):
     for f in (train_file, test_file):
         if not f.exists():
             sys.exit(f"missing {f}; pass --data pointing at the shared data folder")
-    run_dir = Path(args.run_dir)
+    run_dir = Path(args.runs)
     resume = (run_dir / "checkpoints" / "last.ckpt").exists() and not (run_dir / "card.json").exists()
     t0 = time.perf_counter()
     if (run_dir / "card.json").exists():
@@ -79,7 +70,7 @@ def main(argv=None):
         print(f"reusing finished run {run_dir} (delete it to retrain)")
     else:
         card = train(train_file, "energy", task="potential", out=run_dir, split="0.9,0.1", test_data=test_file,
-                     seed=args.seed, max_epochs=args.epochs, early_stopping=args.patience, cutoff=args.cutoff,
+                     seed=args.seed, max_epochs=args.max_epochs, early_stopping=args.early_stopping, cutoff=args.cutoff,
                      layers=[0], n_conv=3, width=64, batch_size=args.batch_size, lr=args.lr, units="eV",
                      energy_weight=1.0, force_weight=1.0, stress_weight=0.0, resume=resume, progress=False)
     wall = time.perf_counter() - t0
@@ -94,12 +85,8 @@ def main(argv=None):
                      "energy_ratio_ours_over_ref": ours_e / e, "force_ratio_ours_over_ref": ours_f / f,
                      "source": REFERENCE_SOURCE})
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"mlearn_{args.element.lower()}_potential"
-    with atomic_open(out / f"{stem}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / f"{stem}.csv", rows)
     _plot(run_dir, out / f"{stem}.png", card)
     lines = [
         *report_header(f"mlearn {args.element}: NEGNN potential vs published ML-IAPs (test set)",

@@ -17,26 +17,18 @@ Command (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
-from pathlib import Path
 
+import _paper as P
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _paper as P  # noqa: E402
-from _report import report_header, save_figure, write_markdown  # noqa: E402
+from _bench import parser, report_header, save_figure, write_markdown
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--encoder", default="default")
-    ap.add_argument("--n", type=int, default=600, help="mp36k structures to embed")
+    ap = parser(__doc__, "data", "encoder", "n", "out", n=600)
     ap.add_argument("--n-magnetic", type=int, default=400, help="MAGNDATA structures for the moment panels")
-    ap.add_argument("--out", type=Path, default=P.RESULTS)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     from sklearn.decomposition import PCA

@@ -45,18 +45,15 @@ only, ~18 min per descriptor on one core; writes the same three files under ``re
 
 from __future__ import annotations
 
-import argparse
 import csv
 import platform
 import sys
 import time
 from pathlib import Path
 
+import _paper as P
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _paper as P  # noqa: E402
-from _report import report_header, save_figure, write_markdown  # noqa: E402
+from _bench import parser, report_header, save_figure, write_markdown
 
 BASELINES = ("ofm", "sine", "soap")
 BASELINE_LABEL = {"ofm": "OFM (matminer)", "sine": "sine matrix eigenspectrum (dscribe)",
@@ -70,9 +67,7 @@ PEER_LABEL = {"chgnet": "CHGNet 0.3.0 crystal features (last layer, LayerNorm), 
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--encoder", default="default", help="our encoder: bundled name or directory")
+    ap = parser(__doc__, "data", "encoder", "out")
     ap.add_argument("--cv", default="loo", help="'loo' (exact leave-one-out) or a number of folds (paper: 10)")
     ap.add_argument("--properties", default=",".join(P.PROPERTIES))
     ap.add_argument("--descriptors", default="ssmr,authors,chgnet,chgnet-atom,ofm,sine,soap",
@@ -91,8 +86,8 @@ def main(argv=None):
     ap.add_argument("--pooling", default="sum,mean,mean+max+min",
                     help="comma list of SSMR poolings for ours and the authors' encoders, each a statistic or several "
                          "joined by '+' (ase_negnn.descriptor.POOLINGS; a cheaper --cv 10 run: 'sum')")
-    ap.add_argument("--out", type=Path, default=P.RESULTS)
     args = ap.parse_args(argv)
+    args.data = Path(args.data)
     poolings = [q for q in args.pooling.split(",") if q]
     from ase_negnn.descriptor import parse_pooling
 

@@ -89,7 +89,6 @@ command continues where it stopped, and several processes may append to the CSV 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as _dt
 import os
@@ -103,11 +102,8 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+from _bench import mp36k_path, parser, report_header, save_figure, write_markdown
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report_header, save_figure, write_markdown
-
-HERE = Path(__file__).resolve().parent
 TARGETS = {  # name -> label key, source, description, units
     "formation_energy": {"key": "formation_energy_per_atom", "csv": None, "label": "formation energy",
                          "units": "eV/atom"},
@@ -166,9 +162,7 @@ class MP36k:
     """
 
     def __init__(self, data: Path):
-        path = data / "mp" / "mp36k.extxyz"
-        if not path.exists():
-            sys.exit(f"not found: {path} (give --data, the shared data folder)")
+        path = mp36k_path(data)
         t0 = time.perf_counter()
         self.path = path
         self.lines = path.read_text().split("\n")
@@ -636,25 +630,21 @@ def plot(summary: dict, path: Path) -> None:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared data folder")
+    ap = parser(__doc__, "data", "encoder", "max_epochs", "early_stopping", "runs", "out", max_epochs=100,
+                early_stopping=20, runs="runs/label-efficiency")
     ap.add_argument("--targets", default=",".join(TARGETS), help=f"comma list of {', '.join(TARGETS)}")
     ap.add_argument("--sizes", default="250,500,1000,2000,all", help="training-label counts; 'all' = whole split")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {', '.join(METHODS)}")
-    ap.add_argument("--max-epochs", type=int, default=100)
-    ap.add_argument("--early-stopping", type=int, default=20, help="patience on the validation MAE (0 = off)")
     ap.add_argument("--n-val", type=int, default=500, help="validation structures (fixed subset; 0 = whole split)")
     ap.add_argument("--n-test", type=int, default=0, help="test structures (fixed subset; 0 = whole test split)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--encoder", default="default", help="NEGNN's pretrained encoder (bundled name or directory)")
-    ap.add_argument("--runs", type=Path, default=Path("runs/label-efficiency"), help="run directories")
-    ap.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
     ap.add_argument("--no-graph-memo", action="store_true", help="let train() rebuild every graph on every run")
     ap.add_argument("--note", action="append", default=[], help="a line for the report (e.g. why a method was left out)")
     ap.add_argument("--report-only", action="store_true", help="only regenerate the .md/.png from the CSV")
     args = ap.parse_args(argv)
+    args.data, args.runs = Path(args.data), Path(args.runs)
     argv = sys.argv[1:] if argv is None else argv
 
     csv_path = args.out / "paper_label_efficiency.csv"

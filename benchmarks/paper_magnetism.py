@@ -16,8 +16,8 @@ reason), with the paper's labels:
   - NEGNN site head (``ase_negnn.train(task="site", target="magmoms")``), two ways (10 % of the training structures
     for validation/early stopping; the test structures passed as its fixed test set; scored on the labelled test
     sites): on every atom of the training structures (moment magnitudes from the mcif, 0 on non-magnetic atoms;
-    run directory ``--run-dir``), and on the labelled sites only (``allow_missing_sites=True``: the CSV value on the
-    sites of ``paper/magmom.csv``, NaN = left out of the loss elsewhere; ``<run-dir>-masked``);
+    run directory ``--runs``), and on the labelled sites only (``allow_missing_sites=True``: the CSV value on the
+    sites of ``paper/magmom.csv``, NaN = left out of the loss elsewhere; ``<runs>-masked``);
   - mean predictor (mean of the training sites' labels).
 
 * ``paper/mag.csv`` (``<MAGNDATA id>_<formula>,T (K)``): SSMR (ours / authors', sum and mean pooling) + KRR, random
@@ -42,11 +42,9 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
+import _paper as P
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _paper as P  # noqa: E402
-from _report import report_header, save_figure, write_markdown  # noqa: E402
+from _bench import _OldSpelling, parser, report_header, save_figure, write_markdown
 
 
 def extract_mcifs(data: Path) -> Path:
@@ -93,14 +91,12 @@ def site_rows(path: Path):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--encoder", default="default")
-    ap.add_argument("--negnn-epochs", type=int, default=60)
+    ap = parser(__doc__, "data", "encoder", "max_epochs", "runs", "out", max_epochs=60, runs="runs/paper-magmom")
+    ap.add_argument("--negnn-epochs", dest="max_epochs", action=_OldSpelling, new_name="--max-epochs", type=int,
+                    help=argparse.SUPPRESS)
     ap.add_argument("--skip-negnn", action="store_true")
-    ap.add_argument("--run-dir", type=Path, default=Path("runs/paper-magmom"))
-    ap.add_argument("--out", type=Path, default=P.RESULTS)
     args = ap.parse_args(argv)
+    args.data, args.runs = Path(args.data), Path(args.runs)
     t_start = time.perf_counter()
     from ase_negnn.descriptor import SSAR
 
@@ -168,14 +164,14 @@ def main(argv=None):
             return a
 
         variants = (  # (row name, run directory, training structures, test structures, extra train() arguments)
-            ("NEGNN site head (ours, frozen encoder; all atoms, 0 on non-magnetic)", args.run_dir,
+            ("NEGNN site head (ours, frozen encoder; all atoms, 0 on non-magnetic)", args.runs,
              [structures[m] for m in sorted(train_ids)], test_atoms, {"freeze_encoder": True}),
             ("NEGNN site head (ours, frozen encoder; labelled sites only, masked loss)",
-             args.run_dir.with_name(args.run_dir.name + "-masked"),
+             args.runs.with_name(args.runs.name + "-masked"),
              [masked(structures[m], m) for m in sorted(train_ids)], [masked(structures[m], m) for m in test_struct],
              {"allow_missing_sites": True, "freeze_encoder": True}),
             ("NEGNN site head (ours, encoder fine-tuned = default train; all atoms, 0 on non-magnetic)",
-             args.run_dir.with_name(args.run_dir.name + "-finetune"),
+             args.runs.with_name(args.runs.name + "-finetune"),
              [structures[m] for m in sorted(train_ids)], test_atoms, {"freeze_encoder": False}),
         )
         for name, run_dir, train_atoms, test_data, extra in variants:
@@ -187,7 +183,7 @@ def main(argv=None):
                 card = json.loads(card_path.read_text())
             else:  # new, or resumed after an interruption (per-epoch checkpoints)
                 card = train_negnn(train_atoms, "magmoms", task="site", out=run_dir, split="0.9,0.1",
-                                   test_data=test_data, seed=0, max_epochs=args.negnn_epochs, early_stopping=15,
+                                   test_data=test_data, seed=0, max_epochs=args.max_epochs, early_stopping=15,
                                    encoder=args.encoder, units="μB", batch_size=16, progress=False, plot=False,
                                    resume=(run_dir / "checkpoints" / "last.ckpt").exists(), **extra)
             model = load_model(run_dir / "model")
@@ -249,7 +245,7 @@ def write(args, rows, preds, y_test, info, wall, argv):
         "- KRR: `StandardScaler + KernelRidge`, paper grid, leave-one-out CV on the training rows "
         "(`benchmarks/_paper.py`); NEGNN: `ase_negnn.train(task='site', target='magmoms')` on the training "
         "structures, either on all atoms (0 on non-magnetic) or on the labelled sites only (`allow_missing_sites=True`, "
-        f"NaN elsewhere), ≤ {args.negnn_epochs} epochs, early stopping 15",
+        f"NaN elsewhere), ≤ {args.max_epochs} epochs, early stopping 15",
         "",
         "| study | method | test MAE | ratio to mean predictor | CV MAE | kernel, α, γ |",
         "|---|---|---:|---:|---:|---|",

@@ -5,7 +5,8 @@ Same data, split and regressor as ``paper_krr.py`` (paper property sets joined w
 SSMR of each single layer ``k`` (0 = element embedding only, 5 = five convolutions, 64 features each) and of the
 cumulative concatenations ``0-k`` (64·(k+1) features), for our encoder and — with ``--authors`` — the authors'
 predictive checkpoint. The "best single layer" and "best combination" are chosen by CV MAE (never test MAE);
-``paper_krr.py`` copies them into its table.
+``paper_krr.py`` copies them into its table. ``--n N`` keeps the first N joined structures of each property (80/20
+within them): 11 fits per property and encoder cost ~(N/2500)^3 of the full-size ones.
 
 Writes ``benchmarks/results/paper_multiscale.csv|md|png``. SSMR matrices come from the cache shared with
 ``paper_krr.py`` (all layers computed once, columns sliced per layer).
@@ -14,22 +15,19 @@ Commands (from the repository root) of the committed results: our encoder on the
 core), then both encoders on the first 1,000 structures of each set (30 min)::
 
     python benchmarks/paper_multiscale.py --data ../shared/data
-    python benchmarks/paper_multiscale.py --data ../shared/data --limit 1000 --authors \
+    python benchmarks/paper_multiscale.py --data ../shared/data --n 1000 --authors \
         --out benchmarks/results/paper_multiscale_first1000
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
+import _paper as P
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _paper as P  # noqa: E402
-from _report import report_header, save_figure, write_markdown  # noqa: E402
+from _bench import parser, report_header, save_figure, write_markdown
 
 
 def _graph_text(encoder) -> str:
@@ -39,19 +37,14 @@ def _graph_text(encoder) -> str:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--encoder", default="default")
+    ap = parser(__doc__, "data", "encoder", "n", "out")
     ap.add_argument("--pooling", default="mean", choices=["mean", "sum"])
     ap.add_argument("--authors", action="store_true", help="also the authors' predictive checkpoint")
     ap.add_argument("--cv", default="loo", help="'loo' or a number of folds")
     ap.add_argument("--kernels", default="rbf,laplacian")
     ap.add_argument("--properties", default=",".join(P.PROPERTIES))
-    ap.add_argument("--limit", type=int, default=None,
-                    help="first N joined structures of each property (80/20 within them): 11 fits per property "
-                         "and encoder cost ~(N/2500)^3 of the full-size ones")
-    ap.add_argument("--out", type=Path, default=P.RESULTS)
     args = ap.parse_args(argv)
+    args.data = Path(args.data)
     cv = args.cv if args.cv == "loo" else int(args.cv)
     kernels = tuple(k for k in args.kernels.split(",") if k)
     props = [p for p in args.properties.split(",") if p]
@@ -61,8 +54,8 @@ def main(argv=None):
     print("reading mp36k …", flush=True)
     S = P.read_mp36k(args.data, set().union(*labels.values()))
     joined = {p: P.join(labels[p], S) for p in props}
-    if args.limit:
-        joined = {p: (ids[: args.limit], y[: args.limit]) for p, (ids, y) in joined.items()}
+    if args.n:
+        joined = {p: (ids[: args.n], y[: args.n]) for p, (ids, y) in joined.items()}
     all_ids = list(dict.fromkeys(i for p in props for i in joined[p][0]))
     row_of = {i: k for k, i in enumerate(all_ids)}
     encs = P.load_encoders(args.data, args.encoder)
@@ -101,7 +94,7 @@ def main(argv=None):
                           argv)
     lines += [f"- {args.pooling} pooling; regressor and split as `paper_krr.py`; CV: {cv}; kernels {', '.join(kernels)}",
               "- structures per property: " + ", ".join(f"{p} {len(joined[p][0])}" for p in props)
-              + (f" (first {args.limit} joined of each, 80/20 within them)" if args.limit else ""),
+              + (f" (first {args.n} joined of each, 80/20 within them)" if args.n else ""),
               "- layer 0 = element embedding only (no neighbours); layer k = k graph convolutions (k-hop "
               "neighbourhood of the encoder's crystal graph: " + "; ".join(
                   f"`{n}` {_graph_text(encs[n])}" for n in names) + ")", ""]

@@ -2,7 +2,7 @@
 
 What it does
 ------------
-1. Reads ``mp/mp36k.extxyz`` once. Draws ``--n-structures`` 8-atom structures (seeded) and builds their 2×2×2
+1. Reads ``mp/mp36k.extxyz`` once. Draws ``--n`` 8-atom structures (seeded) and builds their 2×2×2
    (64-atom) and 4×4×4 (512-atom) supercells with ``Atoms.repeat``.
 2. Three ASE calculators, all on the CPU with the same torch thread count:
 
@@ -32,19 +32,14 @@ Command (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
-import csv
 import os
 import platform
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import atomic_open, report_header, write_markdown  # noqa: E402
+from _bench import mp36k_path, parser, report_header, write_csv, write_markdown
 
 
 def make_calculators(elements: list[str]):
@@ -102,17 +97,11 @@ def step(calc, atoms, rng) -> float:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="../shared/data")
-    p.add_argument("--n-structures", type=int, default=5, help="8-atom structures (each also as 64 and 512 atoms)")
+    p = parser(__doc__, "data", "n", "threads", "seed", "suffix", "out", n=5)
     p.add_argument("--reps", default="8:10,64:6,512:3", help="size:repetitions per structure")
     p.add_argument("--n-relax", type=int, default=20)
     p.add_argument("--si-model", default="runs/mlearn-si/model", help="trained NEGNN Si potential for relaxations")
     p.add_argument("--relax-steps", type=int, default=300)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--suffix", default="")
-    p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
     t_start = time.perf_counter()
     warnings.filterwarnings("ignore")
@@ -123,11 +112,11 @@ def main(argv=None):
     from ase_negnn.relaxation import relax
 
     torch.set_num_threads(args.threads)
-    src = Path(args.data) / "mp" / "mp36k.extxyz"
+    src = mp36k_path(args.data)
     everything = ase.io.read(src, ":")
     rng = np.random.default_rng(args.seed)
     eight = [i for i, a in enumerate(everything) if len(a) == 8 and a.pbc.all()]
-    base = [everything[i] for i in rng.choice(eight, size=args.n_structures, replace=False)]
+    base = [everything[i] for i in rng.choice(eight, size=args.n, replace=False)]
     del everything
     si = ase.io.read(Path(args.data) / "mlearn" / "Si_test.extxyz", ":")
     to_relax = [si[i] for i in np.sort(rng.choice(len(si), size=min(args.n_relax, len(si)), replace=False))]
@@ -171,7 +160,6 @@ def main(argv=None):
     load_after = os.getloadavg()
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in reps:
         ours = float(np.median(times[("ours", n)]))
@@ -180,18 +168,13 @@ def main(argv=None):
             rows.append({"n_atoms": n, "calculator": k, "calls": len(t), "median_ms": 1e3 * float(np.median(t)),
                          "p10_ms": 1e3 * float(np.percentile(t, 10)), "p90_ms": 1e3 * float(np.percentile(t, 90)),
                          "ratio_peer_over_ours": float(np.median(t)) / ours})
-    with atomic_open(out / f"perf_calculator{args.suffix}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
-    with atomic_open(out / f"perf_relax{args.suffix}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(relax_rows[0]))
-        w.writeheader()
-        w.writerows(relax_rows)
+    write_csv(out / f"perf_calculator{args.suffix}.csv",
+              [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows])
+    write_csv(out / f"perf_relax{args.suffix}.csv", relax_rows)
 
     total = time.perf_counter() - t_start
     md = [*report_header("Calculator step and relaxation: NEGNN vs CHGNet and matgl M3GNet", f"{total:.0f} s", argv),
-          f"- structures: {args.n_structures} mp36k 8-atom structures (seed {args.seed}: "
+          f"- structures: {args.n} mp36k 8-atom structures (seed {args.seed}: "
           f"{', '.join(b.get_chemical_formula() for b in base)}) and their 2×2×2 and 4×4×4 supercells",
           f"- machine: {platform.machine()}, {os.cpu_count()} CPUs; torch threads {torch.get_num_threads()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; load average "

@@ -35,8 +35,6 @@ Command (from the repository root; OFM on all 2,000 structures takes 10-20 min o
 
 from __future__ import annotations
 
-import argparse
-import csv
 import os
 import platform
 import sys
@@ -44,9 +42,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import atomic_open, report_header, write_markdown  # noqa: E402
+from _bench import mp36k_path, parser, report_header, write_csv, write_markdown
 
 
 def _versions() -> str:
@@ -63,23 +59,16 @@ def _versions() -> str:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="../shared/data")
-    p.add_argument("--n", type=int, default=2000, help="structures drawn from mp36k")
-    p.add_argument("--seed", type=int, default=0)
+    p = parser(__doc__, "data", "n", "seed", "threads", "suffix", "out", n=2000)
     p.add_argument("--block", type=int, default=100, help="structures per interleaved block")
-    p.add_argument("--threads", type=int, default=1, help="torch threads for SSMR")
     p.add_argument("--ofm-every", type=int, default=1,
                    help="run OFM only on every k-th block (its ratio then uses SSMR's time on the same blocks)")
     p.add_argument("--skip", default="", help="comma list of methods to leave out (e.g. ofm for a quick run)")
-    p.add_argument("--suffix", default="", help="appended to the output file names (e.g. _before)")
-    p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
     t_start = time.perf_counter()
 
     import ase.io
     import torch
-
     from _dscribe_compat import patch_dscribe
 
     patch_dscribe()
@@ -90,7 +79,7 @@ def main(argv=None):
     from ase_negnn.descriptor import SSMR
 
     torch.set_num_threads(args.threads)
-    src = Path(args.data) / "mp" / "mp36k.extxyz"
+    src = mp36k_path(args.data)
     t0 = time.perf_counter()
     everything = ase.io.read(src, ":")
     t_read = time.perf_counter() - t0
@@ -189,13 +178,9 @@ def main(argv=None):
         })
     n, n_at = len(images), int(n_atoms.sum())
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"perf_descriptors{args.suffix}"
-    with atomic_open(out / f"{stem}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()})
+    write_csv(out / f"{stem}.csv",
+              [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows])
 
     by = {r["method"]: r for r in rows}
     goals = []

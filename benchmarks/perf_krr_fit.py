@@ -12,26 +12,21 @@ Command (from the repository root, nothing else running)::
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _paper as P
-from _report import report_header, write_results
+from _bench import parser, report_header, write_results
 
 TARGET_N, TARGET_S = 2500, 60.0
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap = parser(__doc__, "data", "out")
     ap.add_argument("--n", default="1000,2500", help="comma list of training-set sizes")
-    ap.add_argument("--out", type=Path, default=P.RESULTS)
     args = ap.parse_args(argv)
+    args.data = Path(args.data)
     argv = sys.argv[1:] if argv is None else argv
     import threadpoolctl
     from krr_uncertainty import load_sets

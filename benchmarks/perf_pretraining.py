@@ -11,8 +11,8 @@ What it does
 3. **Compute alone**: the same batches, collated beforehand and held in memory, through the predictive SSL step
    (``SSLPretrainer.step``: masking, encoder, heads, loss), ``backward`` and an Adam step; forward and
    backward + optimiser are timed separately.
-4. **The real run**: ``ase_negnn.pretraining.pretrain`` for ``--epochs`` epochs on the same structures in a temporary
-   run directory (Lightning ``Trainer``, checkpoints, metrics CSV, encoder export); seconds per epoch from its
+4. **The real run**: ``ase_negnn.pretraining.pretrain`` for ``--max-epochs`` epochs on the same structures in a
+   temporary run directory (Lightning ``Trainer``, checkpoints, metrics CSV, encoder export); seconds per epoch from its
    ``metrics.csv`` (an epoch there includes the validation pass over the held-out 5 % and the callbacks).
 
 Structures/s = training structures / seconds. ``loading share`` = loading alone / (loading + compute).
@@ -21,39 +21,29 @@ Output: ``benchmarks/results/perf_pretraining{suffix}.{csv,md}``.
 
 Command (from the repository root)::
 
-    OMP_NUM_THREADS=1 python benchmarks/perf_pretraining.py --data ../shared/data --n 4000 --epochs 2
+    OMP_NUM_THREADS=1 python benchmarks/perf_pretraining.py --data ../shared/data --n 4000 --max-epochs 2
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 import os
 import platform
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import atomic_open, report_header, write_markdown  # noqa: E402
+from _bench import mp36k_path, parser, report_header, write_csv, write_markdown
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="../shared/data")
-    p.add_argument("--n", type=int, default=4000, help="structures (the first N of mp36k)")
-    p.add_argument("--epochs", type=int, default=2)
+    p = parser(__doc__, "data", "n", "max_epochs", "threads", "suffix", "out", n=4000, max_epochs=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--cache-dir", default="runs/cache", help="graph cache directory (shared with pretraining runs)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--suffix", default="")
-    p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
     t_start = time.perf_counter()
     warnings.filterwarnings("ignore")
@@ -69,7 +59,7 @@ def main(argv=None):
     from ase_negnn.ssl import SSLPretrainer
 
     torch.set_num_threads(args.threads)
-    src = Path(args.data) / "mp" / "mp36k.extxyz"
+    src = mp36k_path(args.data)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     dataset = load_graph_dataset(src, CGCNNEncoder().graph_converter(), args.cache_dir, progress=False)
@@ -88,7 +78,7 @@ def main(argv=None):
 
     # 3. compute alone
     torch.manual_seed(0)
-    module = SSLPretrainer(CGCNNEncoder(), objective="predictive", max_epochs=args.epochs)
+    module = SSLPretrainer(CGCNNEncoder(), objective="predictive", max_epochs=args.max_epochs)
     opt = module.configure_optimizers()["optimizer"]
     module.train()
     t_fwd = t_bwd = 0.0
@@ -111,7 +101,7 @@ def main(argv=None):
     # 4. the real run
     with tempfile.TemporaryDirectory(prefix="perf-pretrain-") as tmp:
         t0 = time.perf_counter()
-        pretrain(src, Path(tmp) / "run", epochs=args.epochs, batch_size=args.batch_size, cache_dir=args.cache_dir,
+        pretrain(src, Path(tmp) / "run", epochs=args.max_epochs, batch_size=args.batch_size, cache_dir=args.cache_dir,
                  max_structures=args.n, progress=False, accelerator="cpu", devices=1, num_workers=args.num_workers)
         t_run = time.perf_counter() - t0
         with open(Path(tmp) / "run" / "metrics.csv", newline="") as fh:
@@ -128,18 +118,15 @@ def main(argv=None):
         {"measure": "compute alone: total", "seconds": t_compute, "structures_per_s": n_seen / t_compute},
         *({"measure": f"pretrain() epoch {i + 1} (Lightning, incl. validation)", "seconds": s,
            "structures_per_s": n_train / s} for i, s in enumerate(epochs)),
-        {"measure": f"pretrain() whole call ({args.epochs} epochs, incl. cache load, set-up, export)", "seconds": t_run,
-         "structures_per_s": n_train * args.epochs / t_run},
+        {"measure": f"pretrain() whole call ({args.max_epochs} epochs, incl. cache load, set-up, export)",
+         "seconds": t_run, "structures_per_s": n_train * args.max_epochs / t_run},
     ]
     share = t_load / (t_load + t_compute)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"perf_pretraining{args.suffix}"
-    with atomic_open(out / f"{stem}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["measure", "seconds", "structures_per_s"])
-        w.writeheader()
-        w.writerows({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
-        w.writerow({"measure": "loading share of loading + compute", "seconds": round(share, 4), "structures_per_s": ""})
+    write_csv(out / f"{stem}.csv",
+              [*({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows),
+               {"measure": "loading share of loading + compute", "seconds": round(share, 4), "structures_per_s": ""}])
     total = time.perf_counter() - t_start
     overhead = float(np.mean(epochs)) - (t_load + t_compute)
     md = [*report_header(f"Pretraining throughput on {len(subset)} mp36k structures (CPU, cached graphs)",

@@ -29,19 +29,14 @@ Command (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
-import csv
 import multiprocessing as mp
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import atomic_open, report_header, save_figure, write_markdown  # noqa: E402
+from _bench import parser, report_header, save_figure, write_csv, write_markdown
 
 REPEATS = ((1, 1, 1), (2, 2, 2), (3, 3, 3), (4, 4, 4), (5, 5, 5), (6, 6, 6), (8, 8, 8), (10, 10, 10), (5, 10, 25))
 STAGES = ("graph", "embed", "energy_forces")
@@ -154,14 +149,11 @@ def fit_exponent(n, t, n_min) -> float:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = parser(__doc__, "threads", "suffix", "out")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per stage up to 1,000 atoms (1 above 4,000)")
     p.add_argument("--max-atoms", type=int, default=10_000)
     p.add_argument("--fit-from", type=int, default=500, help="smallest size in the exponent fit")
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--memory-limit-gib", type=float, default=24.0)
-    p.add_argument("--suffix", default="")
-    p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
     t_start = time.perf_counter()
     load_before = os.getloadavg()
@@ -177,13 +169,9 @@ def main(argv=None):
     load_after = os.getloadavg()
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"perf_scaling{args.suffix}"
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with atomic_open(out / f"{stem}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
+    write_csv(out / f"{stem}.csv",
+              [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()} for r in rows])
 
     series = {
         "encoder graph (8 Å, 12-NN)": ("graph", "t_encoder_graph_s"),

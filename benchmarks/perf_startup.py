@@ -22,7 +22,6 @@ Command (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import re
@@ -33,8 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report_header, write_results
+from _bench import parser, report_header, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 2.5
@@ -64,9 +62,8 @@ def imported(cmd: list[str]) -> dict[str, float | None]:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, "out")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     t0 = time.perf_counter()

@@ -28,16 +28,11 @@ Command (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
-import csv
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import atomic_open, report_header, save_figure, write_markdown  # noqa: E402
+from _bench import parser, report_header, save_figure, write_csv, write_markdown
 
 MATERIALS = ("Si", "NaCl", "MgO")
 
@@ -72,21 +67,19 @@ def _special(ph, q) -> np.ndarray:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="../shared/data")
+    p = parser(__doc__, "data", "out")
     p.add_argument("--si-model", default="runs/mlearn-si/model", help="NEGNN Si potential directory")
     p.add_argument("--materials", default=",".join(MATERIALS))
-    p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from ase_negnn.plugins.phonons import compute_phonons
 
     from ase_negnn.calculator import NEGNNCalculator
     from ase_negnn.models import model_card
-    from ase_negnn.plugins.phonons import compute_phonons
 
     t0 = time.perf_counter()
     calculators = {}
@@ -155,10 +148,7 @@ def main(argv=None):
         fig.tight_layout()
         save_figure(fig, out / f"phonons_{material}.png")
         plt.close(fig)
-    with atomic_open(out / "phonons_vs_dft.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / "phonons_vs_dft.csv", rows)
     wall = time.perf_counter() - t0
     si_text = ("none" if si_card is None else
                f"`{args.si_model}`: NEGNN potential trained on mlearn Si_training (energies + forces, "

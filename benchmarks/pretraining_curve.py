@@ -10,34 +10,25 @@ Command (from the repository root; the v2 default encoder's run)::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import atomic_open, report_header, save_figure, write_markdown  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from _bench import parser, report_header, save_figure, write_csv, write_markdown
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__, "out")
     ap.add_argument("run", type=Path, help="pretraining run directory (metrics.csv, card.json)")
     ap.add_argument("--name", required=True, help="output stem in benchmarks/results/")
-    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     with open(args.run / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows:
         sys.exit(f"{args.run / 'metrics.csv'} has no epochs")
     card = json.loads((args.run / "card.json").read_text()) if (args.run / "card.json").exists() else {}
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(args.out / f"{args.name}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(args.out / f"{args.name}.csv", rows)
 
     import matplotlib
 

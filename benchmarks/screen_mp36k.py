@@ -23,8 +23,6 @@ Command (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
-import csv
 import os
 import re
 import signal
@@ -37,9 +35,7 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import atomic_open, report_header, write_markdown  # noqa: E402
+from _bench import mp36k_path, parser, report_header, write_csv, write_markdown
 
 
 def _rows(db: Path) -> int:
@@ -53,12 +49,9 @@ def _rows(db: Path) -> int:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="../shared/data")
-    p.add_argument("--n", type=int, default=1200, help="number of mp36k structures to screen")
+    p = parser(__doc__, "data", "n", "out", n=1200)
     p.add_argument("--kill-after", type=int, default=400, help="SIGKILL the first run once this many rows exist")
     p.add_argument("--models", default="mp-eform,mp-gap")
-    p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
 
     import ase.io
@@ -66,7 +59,7 @@ def main(argv=None):
     from ase.db import connect
 
     work = Path(tempfile.mkdtemp(prefix="screen-bench-"))
-    src = Path(args.data) / "mp" / "mp36k.extxyz"
+    src = mp36k_path(args.data)
     images = list(islice(ase.io.iread(src, index=":"), args.n))
     labels = {a.info["mp_id"]: (a.info["formation_energy_per_atom"], a.info["band_gap"]) for a in images}
     bare = []
@@ -114,11 +107,7 @@ def main(argv=None):
               "overall_structures_per_second": round(args.n / wall, 2), "wall_seconds": round(wall, 1),
               "eform_mae_vs_dft": round(e_mae, 4), "gap_mae_vs_dft": round(g_mae, 4)}
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out / "screen_mp36k.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["quantity", "value"])
-        w.writerows(result.items())
+    write_csv(out / "screen_mp36k.csv", [{"quantity": k, "value": v} for k, v in result.items()])
     md = [*report_header(f"Screening {args.n} mp36k structures offline, killed and resumed", f"{wall:.0f} s", argv),
           f"- models: {args.models} (bundled); input: first {args.n} structures of mp36k (labels stripped)",
           f"- first run SIGKILLed after {t_kill:.1f} s with {rows_at_kill} rows committed; the resumed run added "

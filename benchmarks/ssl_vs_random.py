@@ -47,13 +47,11 @@ Command (from the repository root; ~18 min for all 3,119 structures on an idle 2
 Quick run while the default encoder is still training (per-epoch export, 600 structures; ~2.5 min on an idle CPU,
 but ~35 min when the pretraining job holds the CPU at higher priority)::
 
-    OMP_NUM_THREADS=1 python benchmarks/ssl_vs_random.py --encoder runs/default-encoder/encoder --limit 600
+    OMP_NUM_THREADS=1 python benchmarks/ssl_vs_random.py --encoder runs/default-encoder/encoder --n 600
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import hashlib
 import json
 import os
@@ -64,8 +62,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _bench import parser, report_header, save_figure, write_csv, write_markdown
 from _paper import encoder_digest, read_label_csv, read_mp36k
-from _report import atomic_open, report_header, save_figure, write_markdown
 
 CONFIGS = [  # (layers, pooling)
     ("0-5", "sum"),
@@ -286,16 +284,10 @@ def plot(summary, mean_mae, path, title):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="../shared/data", help="shared data folder (default ../shared/data, relative "
-                   "to the current directory, i.e. the repository root)")
-    p.add_argument("--encoder", default="default", help="bundled encoder name or saved encoder directory "
-                   "(e.g. runs/default-encoder/encoder)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N joined structures (quick runs)")
+    p = parser(__doc__, "data", "encoder", "n", "out")
     p.add_argument("--full-grid", action="store_true", help="the paper's protocol: 10-fold CV, alpha and gamma in "
                    "logspace(-10, 0, 11) (slow)")
     p.add_argument("--engine", choices=("fast", "sklearn"), default="fast", help="grid-search engine (see docstring)")
-    p.add_argument("--out", default="benchmarks/results", help="output folder")
     p.add_argument("--cache-dir", default="benchmarks/cache", help="descriptor cache folder")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the descriptor cache")
     args = p.parse_args(argv)
@@ -326,7 +318,7 @@ def main(argv=None):
 
     data = Path(args.data)
     t0 = time.perf_counter()
-    ids, structures, y, join = load_joined(data, args.limit)
+    ids, structures, y, join = load_joined(data, args.n)
     print(f"joined {join['n_joined']} of {join['n_labels']} formation_4k ids with mp36k; using {join['n_used']} "
           f"({time.perf_counter() - t0:.1f} s; median |label - mp36k formation energy| "
           f"{join['median_abs_diff_to_mp36k_label']:.4f} eV/atom)", flush=True)
@@ -382,13 +374,7 @@ def main(argv=None):
     wall = time.perf_counter() - t_start
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    fields = list(rows[0])
-    with atomic_open(out / "ssl_vs_random.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-        w.writerow({"encoder": "mean predictor", "test_mae": mean_mae})
+    write_csv(out / "ssl_vs_random.csv", [*rows, {"encoder": "mean predictor", "test_mae": mean_mae}])
 
     epochs = card.get("epochs", card.get("epoch", "?"))
     acc_text = (", ".join(f"{k} {v:.3f}" for k, v in sorted(accuracies.items())) if accuracies
@@ -397,7 +383,7 @@ def main(argv=None):
     lines = [
         *report_header("SSL vs random weights: formation energy with SSMR + kernel ridge", f"{wall / 60:.1f} min", argv),
         f"- data: `paper/formation_4k.csv` joined with `mp/mp36k.extxyz` by mp_id: {join['n_joined']} of "
-        f"{join['n_labels']} joined; used {len(ids)}" + (f" (`--limit {args.limit}`)" if args.limit else "")
+        f"{join['n_labels']} joined; used {len(ids)}" + (f" (`--n {args.n}`)" if args.n else "")
         + (f", {n_skipped} rejected by the graph converter" if n_skipped else "")
         + f"; split 80/20 (`train_test_split(test_size=0.2, random_state=0)`): {len(train)} train, {len(test)} test",
         f"- regressor: `Pipeline([StandardScaler(), KernelRidge()])`, grid search with {grid_desc}; shuffled KFold "
