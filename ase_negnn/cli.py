@@ -129,7 +129,7 @@ def embed(input_path, out, layers, pooling, encoder, old_model, batch_size, devi
       ase-negnn embed structures.extxyz --layers 0-5 --pooling mean --out ssmr.npy
       ase-negnn embed cifs/ --layers 3 --pooling none --out ssar.csv
     """
-    from .data import read_structures
+    from .readers import read_structures
     from .descriptor import SSAR, SSMR
     from .io import structure_ids, write_table
 
@@ -373,7 +373,7 @@ def predict(model, input_path, out, batch_size, device, no_progress):
       ase-negnn predict mp-gap structures.extxyz --out gaps.csv
       ase-negnn predict runs/si/model relaxed.traj --out energies.db
     """
-    from .data import read_structures
+    from .readers import read_structures
     from .io import structure_ids
     from .models import load_model
     from .predict import write_predictions
@@ -430,7 +430,7 @@ def relax_cmd(input_path, potential, models, fmax, steps, cell, optimizer, out, 
     from tqdm.auto import tqdm
 
     from .calculator import NEGNNCalculator
-    from .data import read_structures
+    from .readers import read_structures
     from .io import atomic_open, structure_ids
     from .relaxation import relax
 
@@ -511,7 +511,7 @@ def phonons_cmd(input_path, potential, supercell, mesh, displacement, born, t_ma
     from ase_negnn.plugins.phonons import compute_phonons, write_phonon_outputs
 
     from .calculator import NEGNNCalculator
-    from .data import read_structures
+    from .readers import read_structures
 
     try:
         atoms = read_structures(input_path)[0]

@@ -1,10 +1,11 @@
-"""Renamed arguments: the old name keeps working for a while, with a ``DeprecationWarning`` naming the new one."""
+"""Renamed arguments and moved names: the old one keeps working for a while, with a ``DeprecationWarning`` naming the
+new one."""
 
 from __future__ import annotations
 
 import warnings
 
-__all__ = ["renamed_argument"]
+__all__ = ["renamed_argument", "warn_moved"]
 
 _UNSET = object()
 
@@ -28,3 +29,9 @@ def renamed_argument(old_value, old_name: str, new_value, new_name: str, default
     warnings.warn(f"{old_name}= is deprecated and will be removed; use {new_name}= (same meaning)",
                   DeprecationWarning, stacklevel=stacklevel)
     return old_value
+
+
+def warn_moved(old: str, new: str, stacklevel: int = 3) -> None:
+    """Warn (``DeprecationWarning``, attributed to the code that used ``old``) that a name moved to ``new``."""
+    warnings.warn(f"{old} moved to {new} and will be removed from its old place; import it from there",
+                  DeprecationWarning, stacklevel=stacklevel)

@@ -439,7 +439,7 @@ def train_kernel_model(data, target: str, out: str | Path, *, encoder="default",
     Spearman correlation of the absolute error with the predicted standard deviation. ``test_data`` replaces the test part
     (``split`` then has two fractions, both fitted on).
     """
-    from .data import read_structures
+    from .readers import read_structures
     from .io import run_stamp, structure_ids, write_json_atomic
     from .labels import extract_labels
     from .metrics import regression_metrics, uncertainty_metrics

@@ -44,7 +44,7 @@ def iter_structures(source):
     position in the input."""
     import ase.io
 
-    from .data import DB_SUFFIXES, read_structures
+    from .readers import DB_SUFFIXES, read_structures
 
     if isinstance(source, Atoms):
         source = [source]

@@ -15,7 +15,8 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
 
-from .data import GraphDataset, GraphMemo, build_graphs, load_graph_dataset, read_structures, subset_loader
+from .data import GraphDataset, GraphMemo, build_graphs, load_graph_dataset, subset_loader
+from .readers import read_structures
 from .io import atomic_open, run_checkpoint, run_stamp, structure_ids, write_json_atomic
 from .labels import Labels, extract_labels
 from .metrics import regression_metrics

@@ -59,7 +59,7 @@ def main(argv=None):
     mcif_dir = P.CACHE / "mcifs"
     files = sorted(mcif_dir.rglob("*.mcif"))[: args.n_magnetic] if mcif_dir.exists() else []
     if files:
-        from ase_negnn.data import read_magnetic_cif
+        from ase_negnn.readers import read_magnetic_cif
 
         converter = enc.graph_converter()
         mags = []

@@ -1,7 +1,7 @@
 """Paper claim 4: SSAR predicts per-atom magnetic moments; SSMR predicts magnetic transition temperatures.
 
 Data: MAGNDATA magnetic CIFs (``magndata/mcifs.tar.xz``, extracted once to ``benchmarks/cache/mcifs``) read by
-``ase_negnn.data.read_magnetic_cif`` (files it refuses — disordered, partial occupancy, … — are counted with the
+``ase_negnn.readers.read_magnetic_cif`` (files it refuses — disordered, partial occupancy, … — are counted with the
 reason), with the paper's labels:
 
 * ``paper/magmom.csv`` (``<MAGNDATA id>_<formula>_<element>_<Z>_<site>,|m| (μB)``; ``site`` counts from 1 in the
@@ -62,7 +62,7 @@ def extract_mcifs(data: Path) -> Path:
 
 
 def read_structures(mcif_dir: Path, ids) -> tuple[dict, Counter]:
-    from ase_negnn.data import read_magnetic_cif
+    from ase_negnn.readers import read_magnetic_cif
     from ase_negnn.graph import CrystalGraphConverter
 
     check = CrystalGraphConverter()  # the encoder's graph; refuses e.g. overlapping atoms with the reason

@@ -3,7 +3,7 @@
 Run:  python examples/05_magnetic_moments.py     (reduced: ASE_NEGNN_QUICK=1)
 
 Reads 24 MAGNDATA magnetic CIFs (``examples/data/mcifs``; the moments come from the mcif, converted from crystal
-axes to Cartesian by ``ase_negnn.data.read_magnetic_cif``), trains a per-atom NEGNN on |m| of every site (non-magnetic
+axes to Cartesian by ``ase_negnn.readers.read_magnetic_cif``), trains a per-atom NEGNN on |m| of every site (non-magnetic
 sites count as 0 μB), and compares predicted and reported moments of the held-out structures, element by element.
 Small data: the point is the workflow; ``benchmarks/`` holds the full study.
 """

@@ -36,7 +36,8 @@ from torch_geometric.data import Batch
 from ase_negnn import SSAR, SSMR
 from ase_negnn.calculator import NEGNNCalculator
 from ase_negnn.cli import cli
-from ase_negnn.data import GraphDataset, build_graphs, load_graph_dataset, read_structures
+from ase_negnn.data import GraphDataset, build_graphs, load_graph_dataset
+from ase_negnn.readers import read_structures
 from ase_negnn.graph import CrystalGraphConverter
 from ase_negnn.models import NEGNN, load_model
 from ase_negnn.plugins.phonons import compute_phonons

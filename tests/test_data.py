@@ -12,7 +12,9 @@ import torch
 from ase import Atoms
 
 import ase_negnn.data as data_mod
-from ase_negnn.data import GraphDataset, load_graph_dataset, read_structures
+import ase_negnn.readers as readers_mod
+from ase_negnn.data import GraphDataset, load_graph_dataset
+from ase_negnn.readers import read_structures
 from ase_negnn.splits import split_indices
 from ase_negnn.graph import CrystalGraphConverter
 
@@ -259,7 +261,7 @@ def unit_axes(atoms: Atoms) -> np.ndarray:
 
 @pytest.mark.parametrize("mid", sorted(PAPER_MAGMOMS))
 def test_read_magnetic_cif_matches_paper_magmoms(mid):
-    atoms = data_mod.read_magnetic_cif(MCIF_DIR / f"{mid}.mcif")
+    atoms = readers_mod.read_magnetic_cif(MCIF_DIR / f"{mid}.mcif")
     assert atoms.info["id"] == mid and atoms.pbc.all()
     magmoms, vectors = atoms.arrays["magmoms"], atoms.arrays["magmom_vectors"]
     assert magmoms.shape == (len(atoms),) and vectors.shape == (len(atoms), 3)
@@ -275,14 +277,14 @@ def test_read_magnetic_cif_matches_paper_magmoms(mid):
 
 def test_read_magnetic_cif_non_orthogonal_cells():
     # magCIF gives the moment in μB along the unit crystal axes; its Cartesian length needs the cell's angles.
-    kfes2 = data_mod.read_magnetic_cif(MCIF_DIR / "0.633.mcif")  # Fe1 0.85(21) 0.00000 -1.47(17), beta = 113.3°
+    kfes2 = readers_mod.read_magnetic_cif(MCIF_DIR / "0.633.mcif")  # Fe1 0.85(21) 0.00000 -1.47(17), beta = 113.3°
     a, _, c = unit_axes(kfes2)
     np.testing.assert_allclose(kfes2.arrays["magmom_vectors"][4], 0.85 * a - 1.47 * c, atol=1e-9)
     assert kfes2.arrays["magmoms"][4] - np.hypot(0.85, 1.47) > 0.25  # ignoring the angle would give 1.698 μB
     # HoAuGe: Ho1 -3.4 -1.7 6. with a = 2b, gamma = 120°. Operation 2 (-x+1/2,-2x+y,z+1/2) mixes a and b; the paper's
     # row 1.34_HoAuGe_Ho_67_3,7.498666548 came from a pymatgen that applied it to the unit-axis components (fixed in
     # pymatgen-core PR #76). A symmetry operation cannot change a moment's length: all four Ho atoms have 6.6836 μB.
-    hoauge = data_mod.read_magnetic_cif(MCIF_DIR / "1.34.mcif")
+    hoauge = readers_mod.read_magnetic_cif(MCIF_DIR / "1.34.mcif")
     a, b, c = unit_axes(hoauge)
     ho = hoauge.arrays["magmom_vectors"][:4]
     np.testing.assert_allclose(ho[0], -3.4 * a - 1.7 * b + 6.0 * c, atol=1e-9)
@@ -309,7 +311,7 @@ def test_read_structures_mcif_directory():
     for y, atoms in zip(labels.y, images):
         np.testing.assert_allclose(y, atoms.arrays["magmoms"])
     with pytest.raises(FileNotFoundError):
-        data_mod.read_magnetic_cif(MCIF_DIR / "missing.mcif")
+        readers_mod.read_magnetic_cif(MCIF_DIR / "missing.mcif")
 
 
 def _edit_mcif(src: str, old: str, new: str) -> str:
@@ -321,7 +323,7 @@ def _edit_mcif(src: str, old: str, new: str) -> str:
 def test_read_magnetic_cif_survives_typos_before_the_cell(tmp_path):
     # MAGNDATA files with a broken comment (e.g. 0.220: an orphan ';' text field in a loop; 1.666: an unclosed one)
     # are read from _cell_length_a on, which holds everything the structure needs.
-    reference = data_mod.read_magnetic_cif(MCIF_DIR / "1.160.mcif")
+    reference = readers_mod.read_magnetic_cif(MCIF_DIR / "1.160.mcif")
     cases = {
         "orphan": _edit_mcif("1.160.mcif", "_exptl_crystal_magnetic_properties_details\n", ""),
         "unclosed": _edit_mcif("1.160.mcif", "1k-maximal magnetic symmetry (3 possible)\n;\n",
@@ -331,7 +333,7 @@ def test_read_magnetic_cif_survives_typos_before_the_cell(tmp_path):
     for name, text in cases.items():
         path = tmp_path / f"{name}.mcif"
         path.write_text(text)
-        atoms = data_mod.read_magnetic_cif(path)
+        atoms = readers_mod.read_magnetic_cif(path)
         assert atoms.info["id"] == name
         np.testing.assert_allclose(atoms.positions, reference.positions)
         np.testing.assert_allclose(atoms.arrays["magmom_vectors"], reference.arrays["magmom_vectors"])
@@ -358,7 +360,7 @@ def test_read_magnetic_cif_refuses_bad_files(tmp_path, case):
     path = tmp_path / f"{case}.mcif"
     path.write_text(texts[case])
     with pytest.raises(ValueError, match=f"{case}.mcif") as info:
-        data_mod.read_magnetic_cif(path)
+        readers_mod.read_magnetic_cif(path)
     assert info.match(reasons[case])
     with pytest.raises(ValueError, match=f"{case}.mcif"):
         read_structures(tmp_path)
@@ -366,10 +368,10 @@ def test_read_magnetic_cif_refuses_bad_files(tmp_path, case):
 
 def test_read_magnetic_cif_refuses_disagreeing_pymatgen(monkeypatch):
     # stands in for a pymatgen that transforms the moments differently (releases before pymatgen-core PR #76)
-    original = data_mod._mcif_moments
-    monkeypatch.setattr(data_mod, "_mcif_moments", lambda *args: original(*args) * 1.1)
+    original = readers_mod._mcif_moments
+    monkeypatch.setattr(readers_mod, "_mcif_moments", lambda *args: original(*args) * 1.1)
     with pytest.raises(ValueError, match=r"1\.160\.mcif: pymatgen .* expands the moments differently"):
-        data_mod.read_magnetic_cif(MCIF_DIR / "1.160.mcif")
+        readers_mod.read_magnetic_cif(MCIF_DIR / "1.160.mcif")
 
 
 def test_graph_memo_converts_each_structure_once_and_never_serves_a_stale_graph(mp_structures, encoder):
@@ -393,3 +395,15 @@ def test_graph_memo_converts_each_structure_once_and_never_serves_a_stale_graph(
     assert memo.built == 8 and len(memo) == 8
     fresh = conv(moved)
     assert torch.equal(memo.get(moved, conv).edge_index, fresh.edge_index)
+
+
+def test_readers_old_home_warns_and_answers():
+    """read_magnetic_cif / example_structures moved from ase_negnn.data to ase_negnn.readers: the old name still works
+    for one release, with a DeprecationWarning naming the new place; an unknown name is still an AttributeError."""
+    with pytest.warns(DeprecationWarning, match=r"ase_negnn\.readers\.read_magnetic_cif"):
+        old = data_mod.read_magnetic_cif
+    assert old is readers_mod.read_magnetic_cif
+    with pytest.warns(DeprecationWarning, match="example_structures"):
+        assert len(data_mod.example_structures()) == len(readers_mod.example_structures())
+    with pytest.raises(AttributeError):
+        data_mod.no_such_reader  # noqa: B018

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES = [
     "graph", "elements", "encoder", "ssl", "data", "pretraining", "pretrained", "descriptor", "adapters", "models",
     "labels", "training", "predict", "calculator", "relaxation", "screening", "io", "convert", "plugins", "plugins.phonons",
-    "kernel", "splits", "metrics", "deprecation",
+    "kernel", "splits", "metrics", "deprecation", "readers",
 ]
 
 

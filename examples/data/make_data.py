@@ -6,7 +6,7 @@ Usage: python examples/data/make_data.py [SHARED_DATA_DIR]   (default ../shared/
   (``numpy.random.default_rng(0)``), keeping ``mp_id``, ``formation_energy_per_atom`` (eV/atom), ``band_gap`` (eV).
 * ``si_mlearn_60.extxyz``: 60 structures of mlearn's Si training set (15 per group: strained bulk, AIMD, vacancy,
   surface; the smallest of each), DFT energies and forces as calculator results.
-* ``mcifs/``: 24 MAGNDATA magnetic CIFs (at most 40 atoms, readable by ``ase_negnn.data.read_magnetic_cif``,
+* ``mcifs/``: 24 MAGNDATA magnetic CIFs (at most 40 atoms, readable by ``ase_negnn.readers.read_magnetic_cif``,
   at least one magnetic site), chosen in sorted id order.
 """
 import sys
@@ -19,7 +19,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from ase_negnn.data import read_magnetic_cif
+from ase_negnn.readers import read_magnetic_cif
 
 SHARED = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
 OUT = Path(__file__).resolve().parent
