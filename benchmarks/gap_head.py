@@ -14,7 +14,7 @@ Data: mp36k's seeded 80/10/10 split of the bundled models (seed 0); ``--n`` stru
 training + validation part train every variant (each re-splits them 80/20 for its own validation); the test part (the
 bundled models' test set, 3,674 structures, never seen) scores them. Prints and writes ``gap_head.csv``/``.md``.
 
-Command (from the repository root; ~40 min on one idle CPU thread; runs resume from ``--runs``)::
+Command (from the repository root; ~25 min on one idle CPU thread; runs resume from ``--runs``)::
 
     OMP_NUM_THREADS=1 python benchmarks/gap_head.py --data ../shared/data --runs ~/runs/gap-head
 """
@@ -67,7 +67,7 @@ def scores(name: str, pred: np.ndarray, y: np.ndarray, seconds: float, note: str
 
 def main(argv=None):
     ap = parser(__doc__, "data", "encoder", "n", "seed", "max_epochs", "early_stopping", "runs", "out",
-                n=6000, max_epochs=15, early_stopping=5, runs="runs/gap-head")
+                n=4000, max_epochs=12, early_stopping=5, runs="runs/gap-head")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     import ase.io
