@@ -18,21 +18,9 @@ from . import __version__
 @click.pass_context
 def cli(ctx, quiet):
     """Self-supervised atomic representations (SSAR/SSMR) and NEGNN models for ASE."""
-    _quiet_known_noise()
     if quiet:  # click's own mechanism: defaults for the subcommand's options
         ctx.default_map = {name: {"no_progress": True} for name, command in cli.commands.items()
                            if any(param.name == "no_progress" for param in command.params)}
-
-
-def _quiet_known_noise() -> None:
-    """Lightning's start-up banner and tips (INFO on its rank-zero logger) and a known-harmless warning; real warnings
-    and errors still show (``training.train`` itself silences the one about the pretrained BatchNorm in eval mode)."""
-    import logging
-    import warnings
-
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning vs torch 2.13
 
 
 @cli.command()

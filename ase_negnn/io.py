@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_directory", "atomic_open", "directory_mode", "run_checkpoint", "run_stamp", "structure_id", "db_structure_id", "structure_ids", "write_json_atomic", "write_table"]
+__all__ = ["atomic_directory", "atomic_open", "directory_mode", "quiet_lightning", "run_checkpoint", "run_stamp", "structure_id", "db_structure_id", "structure_ids", "write_json_atomic", "write_table"]
 
 
 def _umask() -> int:
@@ -154,3 +154,27 @@ def run_stamp(trainer=None) -> dict:
         versions["lightning"] = lightning.__version__
     return {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "hardware": hardware,
             "versions": versions}
+
+
+#: Lightning's loggers that print its start-up banner ("GPU available: …") and tips at INFO level.
+LIGHTNING_BANNER_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+@contextlib.contextmanager
+def quiet_lightning():
+    """Silence, for the block, Lightning's banner and tips and its known-harmless ``LeafSpec`` deprecation warning
+    (Lightning vs torch 2.13); real warnings and errors still show. Logger levels are restored afterwards."""
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(name) for name in LIGHTNING_BANNER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)

@@ -15,7 +15,7 @@ from .data import load_graph_dataset, subset_loader
 from .deprecation import renamed_argument
 from .encoder import CGCNNEncoder
 from .graph import SMOOTH_WIDTH
-from .io import atomic_open, run_checkpoint, run_stamp, write_json_atomic
+from .io import atomic_open, quiet_lightning, run_checkpoint, run_stamp, write_json_atomic
 from .splits import split_indices
 from .ssl import SSLPretrainer
 
@@ -209,21 +209,22 @@ def pretrain(
         dirpath=ckpt_dir, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
         every_n_epochs=1, save_top_k=-1, save_last=True,
     )
-    trainer = L.Trainer(
-        max_epochs=epochs if stop_after is None else stop_after,
-        accelerator=accelerator,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        logger=False,
-        callbacks=[checkpoint, MetricsCSV(out / "metrics.csv"), EncoderExport(out / "encoder", card)],
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        default_root_dir=out,
-        deterministic=False,
-    )
-    t1 = time.perf_counter()
-    trainer.fit(module, train, val, ckpt_path=str(last) if resume else None)
+    with quiet_lightning():  # Lightning's banner and tips; real warnings still show
+        trainer = L.Trainer(
+            max_epochs=epochs if stop_after is None else stop_after,
+            accelerator=accelerator,
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy=strategy,
+            logger=False,
+            callbacks=[checkpoint, MetricsCSV(out / "metrics.csv"), EncoderExport(out / "encoder", card)],
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            default_root_dir=out,
+            deterministic=False,
+        )
+        t1 = time.perf_counter()
+        trainer.fit(module, train, val, ckpt_path=str(last) if resume else None)
     if trainer.is_global_zero:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("train_", "val_"))}
         card.update(

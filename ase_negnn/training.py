@@ -17,7 +17,7 @@ from torch_geometric.data import Batch, Data
 
 from .data import GraphDataset, GraphMemo, build_graphs, load_graph_dataset, subset_loader
 from .readers import read_structures
-from .io import atomic_open, run_checkpoint, run_stamp, structure_ids, write_json_atomic
+from .io import atomic_open, quiet_lightning, run_checkpoint, run_stamp, structure_ids, write_json_atomic
 from .labels import Labels, extract_labels
 from .metrics import regression_metrics
 from .models import NEGNN
@@ -427,10 +427,10 @@ def _fit(module, run: _Run, out: Path, ckpt, max_epochs, early_stopping, batch_s
     callbacks = [best, MetricsCSV(out / "metrics.csv")]
     if early_stopping:
         callbacks.append(L.pytorch.callbacks.EarlyStopping(monitor="val_mae", mode="min", patience=early_stopping))
-    trainer = L.Trainer(max_epochs=max_epochs, **hardware, logger=False, callbacks=callbacks,
-                        enable_progress_bar=progress, enable_model_summary=False, default_root_dir=out,
-                        inference_mode=run.model.task != "potential", num_sanity_val_steps=0)
-    with warnings.catch_warnings():
+    with quiet_lightning(), warnings.catch_warnings():
+        trainer = L.Trainer(max_epochs=max_epochs, **hardware, logger=False, callbacks=callbacks,
+                            enable_progress_bar=progress, enable_model_summary=False, default_root_dir=out,
+                            inference_mode=run.model.task != "potential", num_sanity_val_steps=0)
         # the pretrained encoder's BatchNorm stays in eval mode on purpose (NEGNN.train); Lightning warns about it
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
         trainer.fit(module, subset_loader(run.dataset, run.train_idx, batch_size, True, num_workers, seed),

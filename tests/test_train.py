@@ -308,3 +308,43 @@ def test_settings_are_keyword_only():
                                                                                                      "target"]
     assert [p.name for p in inspect.signature(pretrain).parameters.values() if p.kind != p.KEYWORD_ONLY] == ["data",
                                                                                                         "out"]
+
+
+def test_python_training_prints_no_lightning_banner_and_restores_its_loggers(tmp_path):
+    """``pretrain`` and ``train`` called from Python (notebooks, the examples) print no Lightning banner, tip or
+    LeafSpec deprecation (was: four lines per run), leave Lightning's logger levels as they found them, and still show
+    a real warning raised while training. Fails if the quieting is only in the CLI or leaks past the call."""
+    import subprocess
+    import sys
+
+    script = f"""
+import logging, warnings
+from ase_negnn import pretrain, train
+names = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+before = [logging.getLogger(n).level for n in names]
+enc = pretrain({str(MP_SMALL)!r}, out={str(tmp_path / "pt")!r}, epochs=1, n_layers=1, width=8, progress=False,
+               accelerator="cpu")
+train({str(MP_SMALL)!r}, "band_gap", out={str(tmp_path / "tr")!r}, encoder=str(enc), max_epochs=1, n_conv=1,
+      width=8, units="eV", progress=False, plot=False, accelerator="cpu")
+assert [logging.getLogger(n).level for n in names] == before, "logger levels not restored"
+print("DONE")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    assert "DONE" in out.stdout
+    for noise in ("Tip:", "litlogger", "LeafSpec", "GPU available", "in eval mode"):
+        assert noise not in text, noise
+
+
+def test_quiet_lightning_keeps_real_warnings():
+    import warnings
+
+    from ase_negnn.io import quiet_lightning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_lightning():
+            warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", DeprecationWarning)
+            warnings.warn("labels look wrong", UserWarning)
+    assert [str(w.message) for w in caught] == ["labels look wrong"]
