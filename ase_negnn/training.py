@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -97,10 +98,11 @@ class NEGNNModule(L.LightningModule):
     """
 
     def __init__(self, model: NEGNN, lr: float = 1e-3, max_epochs: int = 100, energy_weight: float = 1.0,
-                 force_weight: float = 1.0, stress_weight: float = 0.1):
+                 force_weight: float = 1.0, stress_weight: float = 0.1, encoder_lr_scale: float = 1.0):
         super().__init__()
         self.model = model
         self.lr, self.max_epochs = lr, max_epochs
+        self.encoder_lr_scale = float(encoder_lr_scale)
         self.energy_weight, self.force_weight, self.stress_weight = energy_weight, force_weight, stress_weight
 
     def _step(self, batch, stage: str):
@@ -142,9 +144,24 @@ class NEGNNModule(L.LightningModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.max_epochs), eta_min=self.lr * 0.01)
+        """AdamW with cosine decay to 1 % over ``max_epochs``; a fine-tuned pretrained encoder learns at
+        ``encoder_lr_scale`` × the rate of the new layers (its own parameter group, same schedule)."""
+        m = self.model
+        tuned = self.encoder_lr_scale != 1.0 and not (m.from_scratch or m.freeze_encoder)
+        if not tuned:
+            params = [p for p in m.parameters() if p.requires_grad]
+            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.max_epochs),
+                                                               eta_min=self.lr * 0.01)
+            return {"optimizer": opt, "lr_scheduler": sched}
+        encoder = {id(p) for p in m.encoder.parameters()}
+        groups = [{"params": [p for p in m.parameters() if p.requires_grad and id(p) in encoder],
+                   "lr": self.lr * self.encoder_lr_scale},
+                  {"params": [p for p in m.parameters() if p.requires_grad and id(p) not in encoder], "lr": self.lr}]
+        opt = torch.optim.AdamW(groups, weight_decay=0.0)
+        t_max = max(1, self.max_epochs)
+        sched = torch.optim.lr_scheduler.LambdaLR(  # the same cosine-to-1 % curve, applied to each group's rate
+            opt, lambda epoch: 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(epoch, t_max) / t_max)))
         return {"optimizer": opt, "lr_scheduler": sched}
 
 
@@ -249,6 +266,7 @@ def train(
     nonnegative: bool = False,
     init_seed: int | None = None,
     graph_memo: GraphMemo | None = None,
+    encoder_lr_scale: float = 1.0,
 ) -> dict:
     """Train a NEGNN and write the run to ``out``. Everything after ``target`` is keyword-only.
 
@@ -286,6 +304,11 @@ def train(
     graph_memo : GraphMemo, optional
         Graphs of in-memory structures kept across calls (:class:`~ase_negnn.data.GraphMemo`): learning curves,
         seeds or ensembles on overlapping structures convert each once. Files use the on-disk cache instead.
+    encoder_lr_scale : float
+        Learning-rate multiplier of a fine-tuned pretrained encoder (its own parameter group, same schedule): below
+        1 the encoder moves slower than the new layers, as is usual when fine-tuning on little data. 1 = one rate
+        for every parameter (the default; how the bundled models were trained). Ignored for frozen or from-scratch
+        encoders.
     accelerator, devices, strategy, num_nodes
         Passed to ``lightning.Trainer``: several GPUs or nodes (or CPU processes) use Lightning DDP unchanged
         (``devices=2, strategy="ddp"``); rank 0 alone evaluates and writes, the other ranks return ``{}``.
@@ -302,6 +325,8 @@ def train(
     last = run_checkpoint(out, resume)
     if max_epochs < 1 or batch_size < 1:
         raise ValueError(f"max_epochs and batch_size must be >= 1, got {max_epochs} and {batch_size}")
+    if not encoder_lr_scale > 0:
+        raise ValueError(f"encoder_lr_scale must be > 0 (a multiplier of lr), got {encoder_lr_scale!r}")
     t0 = time.perf_counter()
     run = _prepare(data, target, task, split, seed, test_data, labels_csv, id_column, allow_missing_sites, max_train,
                    cache_dir, progress, batch_size, init_seed, graph_memo,
@@ -310,7 +335,7 @@ def train(
                         pooling=pooling, cutoff=cutoff, nonnegative=nonnegative))
     t_prep = time.perf_counter() - t0
     module = NEGNNModule(run.model, lr=lr, max_epochs=max_epochs, energy_weight=energy_weight,
-                         force_weight=force_weight, stress_weight=stress_weight)
+                         force_weight=force_weight, stress_weight=stress_weight, encoder_lr_scale=encoder_lr_scale)
     t1 = time.perf_counter()
     trainer, best = _fit(module, run, out, last if resume else None, max_epochs, early_stopping, batch_size,
                          num_workers, seed, progress, dict(accelerator=accelerator, devices=devices, strategy=strategy,
@@ -346,6 +371,7 @@ def train(
         "graph": model.graph_converter().settings.todict(),
         "batch_size": batch_size,
         "lr": lr,
+        "encoder_lr_scale": encoder_lr_scale,
         "max_epochs": max_epochs,
         "epochs_run": trainer.current_epoch,
         "best_epoch_checkpoint": Path(best.best_model_path).name if best.best_model_path else None,

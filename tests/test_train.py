@@ -348,3 +348,36 @@ def test_quiet_lightning_keeps_real_warnings():
             warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", DeprecationWarning)
             warnings.warn("labels look wrong", UserWarning)
     assert [str(w.message) for w in caught] == ["labels look wrong"]
+
+
+def test_encoder_lr_scale_gives_the_pretrained_encoder_its_own_rate(encoder_dir):
+    """encoder_lr_scale = 0.1: the fine-tuned encoder's parameters form a group at 0.1 × lr, the new layers keep lr,
+    both follow the cosine to 1 %; at 1, or for a frozen or from-scratch encoder, one group at lr (as before).
+    Fails if the scale is ignored, applied to the new layers, or applied to a from-scratch baseline."""
+    from ase_negnn.models import NEGNN
+    from ase_negnn.training import NEGNNModule
+
+    model = NEGNN(encoder=str(encoder_dir), freeze_encoder=False, n_conv=1, width=8)
+    opt = NEGNNModule(model, lr=1e-3, max_epochs=4, encoder_lr_scale=0.1).configure_optimizers()
+    groups = opt["optimizer"].param_groups
+    encoder_ids = {id(p) for p in model.encoder.parameters()}
+    assert [g["lr"] for g in groups] == pytest.approx([1e-4, 1e-3])
+    assert {id(p) for p in groups[0]["params"]} == encoder_ids
+    assert not encoder_ids & {id(p) for p in groups[1]["params"]} and groups[1]["params"]
+    sched = opt["lr_scheduler"]
+    for _ in range(4):
+        opt["optimizer"].step()
+        sched.step()
+    assert [g["lr"] for g in groups] == pytest.approx([1e-6, 1e-5])  # cosine to 1 % of each group's rate
+    for kwargs in ({"encoder_lr_scale": 1.0}, {"encoder_lr_scale": 0.1, "frozen": True},
+                   {"encoder_lr_scale": 0.1, "scratch": True}):
+        m = NEGNN(encoder=str(encoder_dir), freeze_encoder=kwargs.get("frozen", False),
+                  from_scratch=kwargs.get("scratch", False), n_conv=1, width=8)
+        g = NEGNNModule(m, lr=1e-3, max_epochs=4, encoder_lr_scale=kwargs["encoder_lr_scale"]
+                        ).configure_optimizers()["optimizer"].param_groups
+        assert len(g) == 1 and g[0]["lr"] == pytest.approx(1e-3), kwargs
+
+
+def test_encoder_lr_scale_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="encoder_lr_scale must be > 0"):
+        train(MP_SMALL, "band_gap", out=tmp_path / "r", encoder_lr_scale=0.0, **FAST)
