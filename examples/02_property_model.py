@@ -3,8 +3,9 @@
 Run:  python examples/02_property_model.py     (reduced: ASE_NEGNN_QUICK=1)
 
 Band gap (PBE, eV) of the 300 MP crystals in ``examples/data/mp_300.extxyz``, 80/10/10 split (seed 0). The NEGNN
-feeds the bundled encoder's SSAR (layers 0–5, frozen) to 3 trainable CGConv layers; ``from_scratch=True`` builds the
-same network with a random, trainable encoder — the paper's baseline. Prints both test MAEs and writes a parity plot.
+feeds the bundled encoder's SSAR (layers 0–5; the encoder fine-tuned, ``train``'s default) to 3 trainable CGConv
+layers; ``from_scratch=True`` builds the same network with a random, trainable encoder — the paper's baseline. Prints
+both test MAEs and writes a parity plot.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main(out_dir: Path = OUTPUT, quick: bool | None = None) -> Path:
     epochs = 2 if quick else 60
     cards = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, scratch in (("NEGNN (pretrained SSAR)", False), ("same GNN from scratch", True)):
+        for name, scratch in (("NEGNN (pretrained encoder, fine-tuned)", False), ("same GNN from scratch", True)):
             run = Path(tmp) / ("scratch" if scratch else "negnn")
             cards[name] = train(structures, "band_gap", units="eV", out=run, from_scratch=scratch, max_epochs=epochs,
                                 early_stopping=15, batch_size=16, progress=False, seed=0)
