@@ -174,3 +174,18 @@ def test_load_encoder_instance_and_bundled(small_encoder):
         assert isinstance(enc, CGCNNEncoder) and not enc.training
     # v2: the default runs on the continuous graph; the pre-v2 encoder keeps the paper's hard graph
     assert load_encoder("default").smooth and load_encoder("v1-hard").smooth_width is None
+
+
+def test_load_names_the_missing_file(tmp_path):
+    """The encoder's own reader (no matgl import) says which of model.json / model.pt / state.pt is missing, instead
+    of a bare open() error deep inside."""
+    import shutil
+    from pathlib import Path
+
+    from ase_negnn.encoder import CGCNNEncoder
+
+    src = Path(__file__).resolve().parents[1] / "ase_negnn" / "pretrained" / "default"
+    shutil.copytree(src, tmp_path / "enc")
+    (tmp_path / "enc" / "state.pt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"enc is not a saved model directory: missing state\.pt"):
+        CGCNNEncoder.load(tmp_path / "enc")
