@@ -26,6 +26,7 @@ import csv
 import hashlib
 import os
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -364,3 +365,19 @@ def baseline_features(name: str, structures: dict, ids: list[str], species: list
             return [np.real(d.create(structures[i])) for i in part]
 
     return cached_rows(key, ids, compute, chunk=1000, log=log)
+
+
+def extract_mcifs(data: Path) -> Path:
+    """MAGNDATA magnetic CIFs from ``DATA/magndata/mcifs.tar.xz``, extracted once to ``benchmarks/cache/mcifs``;
+    the folder holding the files (exits naming the archive when it is missing)."""
+    target = CACHE / "mcifs"
+    archive = data / "magndata" / "mcifs.tar.xz"
+    if not archive.exists():
+        sys.exit(f"not found: {archive} (give --data, the shared data folder)")
+    if not (target / ".complete").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(target, filter="data")
+        (target / ".complete").write_text("ok\n")
+    hits = list(target.rglob("*.mcif"))
+    return hits[0].parent if hits else target

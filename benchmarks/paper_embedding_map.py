@@ -3,7 +3,8 @@
 Atoms of ``--n`` mp36k structures (random sample, seed 0) are embedded with our encoder's SSAR; for layers 0
 (element only), 2 and 5 the embeddings are projected to 2-D by PCA (scikit-learn, fitted per layer) and coloured by
 the element's group and period (from the encoder's element table, ``ase_negnn.elements``). A third row colours the
-magnetic sites of the MAGNDATA structures (``benchmarks/cache/mcifs``, extracted by ``paper_magnetism.py``) by |m|.
+magnetic sites of the MAGNDATA structures (``--data``'s ``magndata/mcifs.tar.xz``, extracted once to
+``benchmarks/cache/mcifs``) by |m|; ``--n-magnetic 0`` leaves that row out.
 
 The picture is backed by numbers: for every layer, a logistic-regression probe predicts group and period from the
 embedding (atoms of 80 % of the structures → the other 20 %, seed 0), and a ridge probe (α by internal CV) predicts |m|
@@ -20,6 +21,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import _paper as P
 import numpy as np
@@ -56,8 +58,7 @@ def main(argv=None):
     tr = np.isin(owner, train_s)
 
     mag_H = mag_y = mag_owner = None
-    mcif_dir = P.CACHE / "mcifs"
-    files = sorted(mcif_dir.rglob("*.mcif"))[: args.n_magnetic] if mcif_dir.exists() else []
+    files = sorted(P.extract_mcifs(Path(args.data)).rglob("*.mcif"))[: args.n_magnetic] if args.n_magnetic else []
     if files:
         from ase_negnn.readers import read_magnetic_cif
 

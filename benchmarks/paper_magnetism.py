@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tarfile
 import textwrap
 import time
 import warnings
@@ -43,22 +42,9 @@ from collections import Counter
 from pathlib import Path
 
 import _paper as P
+from _paper import extract_mcifs  # noqa: F401  (krr_uncertainty imports it from here too)
 import numpy as np
 from _bench import _OldSpelling, parser, report_header, save_figure, write_markdown
-
-
-def extract_mcifs(data: Path) -> Path:
-    target = P.CACHE / "mcifs"
-    archive = data / "magndata" / "mcifs.tar.xz"
-    if not archive.exists():
-        sys.exit(f"not found: {archive} (give --data, the shared data folder)")
-    if not (target / ".complete").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
-        (target / ".complete").write_text("ok\n")
-    hits = list(target.rglob("*.mcif"))
-    return hits[0].parent if hits else target
 
 
 def read_structures(mcif_dir: Path, ids) -> tuple[dict, Counter]:
@@ -100,7 +86,7 @@ def main(argv=None):
     t_start = time.perf_counter()
     from ase_negnn.descriptor import SSAR
 
-    mcif_dir = extract_mcifs(args.data)
+    mcif_dir = P.extract_mcifs(args.data)
     sites = site_rows(args.data / "paper" / "magmom.csv")
     temps = P.read_label_csv(args.data / "paper" / "mag.csv")
     temp_ids = {k: k.split("_")[0] for k in temps}
