@@ -46,3 +46,26 @@ def test_docs_build(tmp_path):
 
     cli_html = (out / "cli.html").read_text(encoding="utf-8")
     assert all(f'id="ase-negnn-{name}"' in cli_html for name in cli.commands), sorted(cli.commands)
+
+
+def test_every_example_has_a_page_rendered_from_its_current_script():
+    """docs/examples/NAME.md (scripts/render_examples.py) exists for every example, names the sha256 of the script
+    as it is now, and every output and figure it shows is committed. Fails when an example is edited, added or
+    renamed without rendering its page again, or when a figure of the page is missing."""
+    import hashlib
+
+    scripts = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("_"))
+    toctree = (ROOT / "docs" / "examples.md").read_text(encoding="utf-8")
+    assert scripts
+    for script in scripts:
+        page = ROOT / "docs" / "examples" / f"{script.stem}.md"
+        assert page.is_file(), f"{page} missing: run python scripts/render_examples.py {script.stem}"
+        text = page.read_text(encoding="utf-8")
+        digest = hashlib.sha256(script.read_bytes()).hexdigest()
+        assert f"sha256 `{digest}`" in text, f"{script.name} changed since {page.name} was rendered: rerun " \
+                                             f"python scripts/render_examples.py {script.stem}"
+        assert f"examples/{script.stem}\n" in toctree, f"{page.name} is not in the toctree of docs/examples.md"
+        output = page.parent / script.stem / "output.txt"
+        assert output.is_file() and output.read_text(encoding="utf-8").strip(), f"{output} missing or empty"
+        for figure in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+            assert (page.parent / figure).is_file(), f"{page.name} shows {figure}, which is not committed"
