@@ -7,6 +7,8 @@ structures, evaluates the calculator on phonopy's displaced supercells and write
 
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +88,12 @@ def compute_phonons(atoms, calculator, supercell=(2, 2, 2), displacement: float 
         if n_super > max_atoms:
             raise ValueError(f"supercell {matrix.diagonal().tolist() if np.count_nonzero(matrix - np.diag(matrix.diagonal())) == 0 else matrix.tolist()} "
                              f"has {n_super} atoms > max_atoms={max_atoms}; use a smaller supercell or raise max_atoms")
-        ph = Phonopy(to_phonopy_atoms(atoms), supercell_matrix=matrix, primitive_matrix=primitive_matrix)
+        with warnings.catch_warnings():
+            if isinstance(primitive_matrix, str) and primitive_matrix == "auto":
+                # phonopy 4 tells scripts written for phonopy 3 (identity default) that its default became "auto";
+                # "auto" has always been ours, so the notice would only alarm our users
+                warnings.filterwarnings("ignore", message=r"primitive_matrix defaulted to 'auto'")
+            ph = Phonopy(to_phonopy_atoms(atoms), supercell_matrix=matrix, primitive_matrix=primitive_matrix)
         ph.generate_displacements(distance=displacement)
     else:
         ph = phonopy_obj

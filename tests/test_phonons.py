@@ -91,3 +91,16 @@ def test_cli_phonons_options(si_potential_dir, tmp_path):
                                    "--cutoff-frequency", "0.05", "--out", str(tmp_path / "ph")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "ph" / "thermal_properties.csv").exists()
+
+
+def test_auto_primitive_cell_without_phonopy_3_migration_notice(si_potential_dir):
+    """A conventional cell gets phonopy's 'auto' primitive cell (2 of its 8 Si atoms) without phonopy 4's notice for
+    scripts written against phonopy 3 (our default has always been 'auto'); other warnings are not hidden."""
+    import warnings
+
+    calc = NEGNNCalculator(potential=si_potential_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ph = compute_phonons(bulk("Si", "diamond", a=5.43, cubic=True), calc, supercell=1)
+    assert len(ph.primitive) == 2 and len(ph.unitcell) == 8
+    assert not [w for w in caught if "defaulted to 'auto'" in str(w.message)], [str(w.message) for w in caught]
