@@ -127,6 +127,11 @@ def save_figure(fig, path, **kwargs) -> None:
         fig.savefig(fh, format=Path(path).suffix.lstrip(".") or "png", **kwargs)
 
 
+def target_lines(issue: int, goal: str, met: bool, measured: str) -> list[str]:
+    """The report's verdict on one acceptance target: a blank line and ``**Target** (issue N): goal: **met** (...)``."""
+    return ["", f"**Target** (issue {issue}): {goal}: **{'met' if met else 'NOT met'}** ({measured})."]
+
+
 def write_results(out, stem: str, rows: list[dict], lines: list[str]) -> None:
     """``out/stem.csv`` (one row per dict, atomically), ``out/stem.md`` from ``lines``, and the report on stdout."""
     out = Path(out)

@@ -86,11 +86,11 @@ def load_sets(data: Path, names: list[str], encoder, log=print) -> dict:
             X = P.ssmr_all_layers(encoder, "ours", "mean", structures, ids, log=log)
             out[name] = (ids, X, np.array([labels[i] for i in ids]))
     if "tc" in names:
-        from paper_magnetism import extract_mcifs, read_structures
+        from paper_magnetism import read_structures
 
         temps = P.read_label_csv(data / "paper" / "mag.csv")
         temp_ids = {k: k.split("_")[0] for k in temps}
-        structures, _ = read_structures(extract_mcifs(data), set(temp_ids.values()))
+        structures, _ = read_structures(P.extract_mcifs(data), set(temp_ids.values()))
         keys = [k for k in temps if temp_ids[k] in structures]
         by_key = {k: structures[temp_ids[k]] for k in keys}
         X = P.ssmr_all_layers(encoder, "ours-magndata", "mean", by_key, keys, log=log)

@@ -42,7 +42,6 @@ from collections import Counter
 from pathlib import Path
 
 import _paper as P
-from _paper import extract_mcifs  # noqa: F401  (krr_uncertainty imports it from here too)
 import numpy as np
 from _bench import _OldSpelling, parser, report_header, save_figure, write_markdown
 

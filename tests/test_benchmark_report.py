@@ -69,3 +69,10 @@ def test_parser_takes_old_spellings_into_the_new_option_and_refuses_unknown_name
         _bench.parser(__doc__, "data", "limit")
     with pytest.raises(ValueError, match="patience"):
         _bench.parser(__doc__, "n", patience=3)
+
+
+def test_target_lines_say_met_only_when_met():
+    """The verdict line the perf reports end with: a swapped or constant verdict would misreport an issue target."""
+    assert _bench.target_lines(18, "`embed` ≤ 2.5× `import torch`", False, "2.94×") == [
+        "", "**Target** (issue 18): `embed` ≤ 2.5× `import torch`: **NOT met** (2.94×)."]
+    assert _bench.target_lines(19, "2500 structures in under 60 s", True, "42.9 s")[1].endswith(": **met** (42.9 s).")
