@@ -148,7 +148,7 @@ class NEGNNModule(L.LightningModule):
         ``encoder_lr_scale`` × the rate of the new layers (its own parameter group, same schedule)."""
         m = self.model
         tuned = self.encoder_lr_scale != 1.0 and not (m.from_scratch or m.freeze_encoder)
-        if not tuned:
+        if not tuned:  # one group, the scheduler runs and checkpoints were made with: resumes and retrains stay exact
             params = [p for p in m.parameters() if p.requires_grad]
             opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.max_epochs),

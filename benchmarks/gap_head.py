@@ -45,9 +45,11 @@ def train_variant(name: str, structures, test, target: str, args, memo) -> tuple
               early_stopping=args.early_stopping, encoder=args.encoder, layers="all", n_conv=3, width=64,
               units="eV" if target == "band_gap" else "", batch_size=64, nonnegative=target == "band_gap",
               progress=False, plot=False, resume=resume, graph_memo=memo, accelerator="cpu")
+        from ase_negnn.io import write_json_atomic
+
         card = json.loads(card_path.read_text())
         card["benchmark_train_seconds"] = round(time.perf_counter() - t0, 1)
-        card_path.write_text(json.dumps(card, indent=2))
+        write_json_atomic(card, card_path)
     card = json.loads(card_path.read_text())
     model = load_model(out / "model")
     pred = np.array([row[target] for row in model.predict(test, batch_size=128)], float)

@@ -61,6 +61,14 @@ def summary(script: Path) -> str:
     return doc.split("\n\n")[0].replace("\n", " ").strip()
 
 
+def write_text(path: Path, text: str) -> None:
+    """Written to a temporary file and renamed over ``path`` (``ase_negnn.io.atomic_open``): never half a page."""
+    from ase_negnn.io import atomic_open
+
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
 def render(script: Path, out_dir: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in out_dir.rglob("*.png")}
     env = {k: v for k, v in os.environ.items() if k != "ASE_NEGNN_QUICK"}
@@ -77,7 +85,7 @@ def render(script: Path, out_dir: Path) -> None:
     if page_dir.exists():
         shutil.rmtree(page_dir)
     page_dir.mkdir(parents=True)
-    (page_dir / "output.txt").write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    write_text(page_dir / "output.txt", text if text.endswith("\n") else text + "\n")
     names = []
     for fig in figures:
         name = fig.relative_to(out_dir).as_posix().replace("/", "_")
@@ -107,7 +115,7 @@ def render(script: Path, out_dir: Path) -> None:
     if names:
         lines += ["", "## Figures", ""]
         lines += [f"![{name}]({script.stem}/{name})" + "\n" for name in names]
-    (DOCS / f"{script.stem}.md").write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
+    write_text(DOCS / f"{script.stem}.md", "\n".join(lines).rstrip("\n") + "\n")
     print(f"{script.name}: {wall:.0f} s, {len(names)} figure(s) -> {DOCS / script.stem}.md", flush=True)
 
 
