@@ -215,23 +215,6 @@ def soft_kth_distance(distances: torch.Tensor, centers: torch.Tensor, n_nodes: i
     return torch.where(enough, refined, s)
 
 
-def _soft_kth_numpy(d: np.ndarray, centers: np.ndarray, n_nodes: int, k: int, width: float,
-                    iterations: int = _BISECTION_STEPS) -> np.ndarray:
-    """:func:`soft_kth_distance`'s bisection in NumPy (graph building: no gradient, far less overhead per call)."""
-    target = float(k) - 0.5
-    lo = np.zeros(n_nodes)
-    hi = np.full(n_nodes, float(d.max()) + width if len(d) else width)
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        t = np.clip((mid[centers] - d) / width + 0.5, 0.0, 1.0)
-        below = np.bincount(centers, weights=t * t * t * (t * (6.0 * t - 15.0) + 10.0), minlength=n_nodes) < target
-        lo = np.where(below, mid, lo)
-        hi = np.where(below, hi, mid)
-    s = 0.5 * (lo + hi)
-    s[np.bincount(centers, minlength=n_nodes) <= target] = np.inf
-    return s
-
-
 def knn_weights(distances: torch.Tensor, centers: torch.Tensor, n_nodes: int, k: int, width: float,
                 cutoff: float) -> torch.Tensor:
     """Per-edge weights of the smooth k-nearest graph: ``(1 − S((d − s_i)/δ)) · envelope(d)``, in [0, 1].
@@ -319,11 +302,10 @@ class CrystalGraphConverter:
         k = self.max_neighbors
         if self.settings.smooth and len(centers):
             width = self.smooth_width
-            keep = _near_enough(centers, dists, len(atoms), k, margin=1.5 * width)
-            centers, nbrs, shifts, dists = centers[keep], nbrs[keep], shifts[keep], dists[keep]
-            shell = _soft_kth_numpy(dists, centers, len(atoms), k, width)[centers]
-            # the edges of knn_weights > 0: inside the soft shell + δ and inside the cutoff
-            keep = (dists < shell + width) & (dists < self.cutoff)
+            # Every edge that can have a weight > 0 (d < s_i + δ with s_i < d_k + δ/2, inside the cutoff) is kept; the
+            # soft k-th distance s_i itself is solved once per batch in the encoder (knn_weights), not here. The few
+            # edges kept with s_i + δ <= d < d_k + 1.5 δ get weight exactly 0 there (and count 0 towards s_i).
+            keep = _near_enough(centers, dists, len(atoms), k, margin=1.5 * width) & (dists < self.cutoff)
             centers, nbrs, shifts, dists = centers[keep], nbrs[keep], shifts[keep], dists[keep]
             k = None  # nothing more to select
         elif k is not None:
