@@ -262,8 +262,9 @@ class CGCNNEncoder(nn.Module, SavedArgs):
         if edge_weight is None:
             edge_weight = self.graph_weights(data, distances)
             if edge_weight is not None and edge_mask is not None:
-                # a masked edge hides its length: its smooth weight (a function of it) is replaced by 1
-                edge_weight = edge_weight.masked_fill(edge_mask, 1.0)
+                # a masked edge hides its length: its smooth weight (a function of it) is replaced by 1; an edge of
+                # weight 0 (kept by the converter's prefilter beyond the soft shell) stays out of the graph
+                edge_weight = edge_weight.masked_fill(edge_mask & (edge_weight > 0), 1.0)
         e = self.expansion(distances)
         if edge_mask is not None:
             e = e.masked_fill(edge_mask.unsqueeze(-1), 0.0)

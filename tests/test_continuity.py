@@ -188,3 +188,22 @@ def test_converter_keeps_every_edge_with_positive_weight(name):
     assert {e for e, x in full.items() if x > 0} <= set(kept)
     np.testing.assert_allclose([kept[e] for e in kept], [full[e] for e in kept], atol=1e-12)
     assert len([e for e, x in kept.items() if x > 0]) > 12 * len(atoms)  # the soft shell reaches beyond the 12th
+
+
+def test_masked_pretraining_sees_only_the_edges_with_positive_weight():
+    """Self-supervised masking sets a masked edge's weight to 1 (its length hidden); the zero-weight edges that the
+    converter keeps beyond the soft shell must stay out, or pretraining would see more neighbours than the graph has."""
+    atoms = rattled(SUPERCELLS["NaCl"](), 0.08, seed=5)
+    enc = CGCNNEncoder(n_layers=2, width=8).double().eval()
+    graph = enc.graph_converter()(atoms)
+    w = enc.graph_weights(graph, enc.edge_distances(graph).double())
+    assert (w == 0).any()  # the case under test: the converter kept edges of weight exactly 0
+    pruned = graph.clone()
+    pruned.edge_index, pruned.edge_shift = graph.edge_index[:, w > 0], graph.edge_shift[w > 0]
+    node_mask = torch.zeros(len(atoms), dtype=torch.bool)
+    node_mask[::5] = True
+    outs = []
+    for g in (graph, pruned):
+        src, dst = g.edge_index
+        outs.append(enc(g, node_mask=node_mask, edge_mask=node_mask[src] | node_mask[dst])[-1])
+    torch.testing.assert_close(outs[0], outs[1])
