@@ -241,11 +241,14 @@ def install_cmd(source, name, package):
 @click.option("--devices", default="auto", show_default=True, help="Lightning devices.")
 @click.option("--strategy", default="auto", show_default=True, help="Lightning strategy (auto, ddp, …).")
 @click.option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True, help="Nodes for multi-node DDP.")
+@click.option("--layer-weights", type=click.Choice(["equal", "loo"]), default=None,
+              help="--method krr: weigh the SSMR layers equally (the paper; default) or choose a weight per layer "
+                   "(0-4, 0 drops it) by leave-one-out.")
 @click.option("--no-progress", is_flag=True, help="Disable progress bars.")
 @click.pass_context
 def train_cmd(ctx, data, target, task, method, ensemble, labels_csv, id_column, out, split, seed, max_epochs, early_stopping, from_scratch,
               encoder, layers, freeze_encoder, fine_tune, n_conv, width, pooling, cutoff, nonnegative, units, batch_size, lr, encoder_lr_scale,
-              energy_weight, force_weight, stress_weight, max_train, allow_missing_sites, test_data, resume, cache_dir, accelerator, devices, strategy, num_nodes, no_progress):
+              energy_weight, force_weight, stress_weight, max_train, allow_missing_sites, test_data, resume, cache_dir, accelerator, devices, strategy, num_nodes, layer_weights, no_progress):
     """Train a NEGNN (default) or an SSMR kernel model (--method krr) on labelled structures; writes the model and
     its test MAE/RMSE/R².
 
@@ -262,8 +265,10 @@ def train_cmd(ctx, data, target, task, method, ensemble, labels_csv, id_column, 
         raise click.UsageError("--ensemble trains NEGNNs; a kernel model (--method krr) has its own std")
     if method == "krr":
         _train_krr(ctx, data, target, task, labels_csv, id_column, out, split, seed, encoder, layers, pooling, units,
-                   test_data, no_progress)
+                   test_data, no_progress, layer_weights)
         return
+    if layer_weights is not None:
+        raise click.UsageError("--layer-weights: a kernel-model option (--method krr), not used by a NEGNN")
     from .training import train as run
 
     if fine_tune:
@@ -305,7 +310,7 @@ _NEGNN_ONLY = ("max_epochs", "early_stopping", "from_scratch", "freeze_encoder",
 
 
 def _train_krr(ctx, data, target, task, labels_csv, id_column, out, split, seed, encoder, layers, pooling, units,
-               test_data, no_progress):
+               test_data, no_progress, layer_weights=None):
     from click.core import ParameterSource
 
     from .kernel import train_kernel_model
@@ -319,10 +324,13 @@ def _train_krr(ctx, data, target, task, labels_csv, id_column, out, split, seed,
     try:
         card = train_kernel_model(data, target, out, encoder=encoder, layers=layers or "all", pooling=pooling,
                                   units=units, split=split, seed=seed, test_data=test_data, labels_csv=labels_csv,
-                                  id_column=id_column, progress=not no_progress)
+                                  id_column=id_column, layer_weights=layer_weights, progress=not no_progress)
     except (FileNotFoundError, FileExistsError, ValueError) as ex:
         raise click.ClickException(str(ex)) from ex
     u = card["test_uncertainty"]
+    if card.get("layer_weights"):
+        click.echo("layer weights (leave-one-out): " + ", ".join(f"{k}: {v:g}" for k, v in card["layer_weights"].items())
+                   + f"; LOO MAE {card['loo_mae']:.4g} (equal weights {card['loo_mae_equal_weights']:.4g})")
     click.echo(f"kernel model ({card['kernel']}, γ {card['gamma']:.0e}, α {card['alpha']:.0e}, "
                f"{card['approximation']}, fitted in {card['fit_seconds']:.1f} s) written to {out / 'model'}; "
                f"test: {format_metrics(card['test_metrics'], card.get('units'))}; {target}_std covers "

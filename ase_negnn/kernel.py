@@ -39,8 +39,8 @@ from matgl.models._core import MatGLModel
 from .elements import MAX_Z
 from .encoder import CGCNNEncoder, load_graph_aware, save_atomic
 
-__all__ = ["ALPHAS", "GAMMAS", "KERNELS", "KernelModel", "calibrate_scale", "fit_kernel_model", "kernel_matrix",
-           "loo_grid_search", "train_kernel_model"]
+__all__ = ["ALPHAS", "GAMMAS", "KERNELS", "LAYER_WEIGHTS", "KernelModel", "calibrate_scale", "fit_kernel_model",
+           "kernel_matrix", "loo_grid_search", "loo_layer_weights", "train_kernel_model"]
 
 #: Kernels of the grid search (scikit-learn's names).
 KERNELS = ("rbf", "laplacian")
@@ -52,6 +52,8 @@ MAX_EXACT = 5_000
 N_BASIS = 2_000
 MIN_STRUCTURES = 10  # fewer cannot fit a grid of 242 points by leave-one-out meaningfully
 CALIBRATION_LEVEL = 0.9
+#: Values tried for each layer's weight by :func:`loo_layer_weights` (0 drops the layer).
+LAYER_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 SCALE_ALPHAS = np.logspace(-3, 3, 13)  # ridge of the scale model (smoother than the mean's)
 SCALE_FLOOR = 0.05  # the scale model never goes below this fraction of its mean
 
@@ -174,6 +176,54 @@ def loo_grid_search(X: np.ndarray, y: np.ndarray, kernels=KERNELS, alphas=ALPHAS
     mae, (kernel, gamma, alpha, offset), r, v, system = best
     return {"kernel": kernel, "gamma": gamma, "alpha": alpha, "offset": offset, "cv_mae": mae, "scores": scores,
             "loo_residuals": r, "loo_variances": v, "system": system}
+
+
+def loo_layer_weights(X: np.ndarray, y: np.ndarray, blocks: list, kernel: str, gamma: float, alphas=ALPHAS,
+                      offsets=(0.0,), values=LAYER_WEIGHTS, sweeps: int = 2) -> tuple[np.ndarray, float, int]:
+    """Per-layer weights of standardised multi-scale SSMR, chosen by exact leave-one-out.
+
+    Concatenated layers enter the kernel with equal weight; which scale matters depends on the property (the
+    element alone for formation energy, the first shells for the moduli). Each block of columns (a layer) is
+    multiplied by a weight from ``values`` (0 drops it), one block at a time (coordinate descent from all ones,
+    ``sweeps`` passes, a change kept only if it lowers the LOO MAE), with ``kernel`` and ``gamma`` held fixed: a common
+    factor of the weights is a change of ``γ``, which the caller's grid search chooses afterwards. Every trial costs
+    one decomposition (all ``α`` share it).
+
+    Parameters
+    ----------
+    X : ndarray (n, d)
+        Standardised features. ``blocks`` : list of index arrays, the columns of each layer.
+
+    Returns
+    -------
+    (weights per block, LOO MAE at those weights, number of decompositions)
+    """
+    weights = np.ones(len(blocks))
+    cols = np.zeros(X.shape[1], dtype=int)
+    for b, idx in enumerate(blocks):
+        cols[np.asarray(idx)] = b
+
+    def score(w):
+        return loo_grid_search(X * w[cols], y, (kernel,), alphas, (gamma,), offsets=offsets)["cv_mae"]
+
+    best, trials = score(weights), 1
+    for _ in range(int(sweeps)):
+        changed = False
+        for b in range(len(blocks)):
+            for v in values:
+                if v == weights[b]:
+                    continue
+                trial = weights.copy()
+                trial[b] = v
+                if not trial.any():
+                    continue
+                mae = score(trial)
+                trials += 1
+                if mae < best * (1 - 1e-6):
+                    best, weights, changed = mae, trial, True
+        if not changed:
+            break
+    return weights, float(best), trials
 
 
 def calibrate_scale(residuals: np.ndarray, sigmas: np.ndarray, level: float = CALIBRATION_LEVEL) -> float:
@@ -358,16 +408,21 @@ class KernelModel(MatGLModel):
 def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target: str, units: str = "",
                      layers="all", pooling: str = "mean", kernels=KERNELS, alphas=ALPHAS, gammas=GAMMAS,
                      max_exact: int = MAX_EXACT, n_basis: int = N_BASIS, calibration_level: float = CALIBRATION_LEVEL,
-                     seed: int = 0, numbers=None) -> tuple[KernelModel, dict]:
+                     seed: int = 0, numbers=None, layer_weights: str | None = None) -> tuple[KernelModel, dict]:
     """Fit a :class:`KernelModel` on SSMR rows ``X`` (raw, as ``SSMR.create`` returns them) and labels ``y``.
 
+    ``layer_weights="loo"`` weights each SSMR layer (0 to 4, 0 drops it) by :func:`loo_layer_weights` before the
+    final grid search; the weights are folded into the stored feature scale and dropped layers are not computed at
+    prediction time. ``None`` (default): every layer weighs the same, as in the paper.
+
     Returns the model and a report: the chosen hyper-parameters, LOO MAE, calibration scale and LOO coverage of the
-    68 % / 90 % intervals, whether the Nyström approximation was used, and the fit time.
+    68 % / 90 % intervals, whether the Nyström approximation was used, the layer weights, and the fit time.
 
     Raises
     ------
     ValueError
-        Fewer than ``MIN_STRUCTURES`` structures, NaN/inf features or labels, or mismatched lengths.
+        Fewer than ``MIN_STRUCTURES`` structures, NaN/inf features or labels, mismatched lengths, or an unknown
+        ``layer_weights``.
     """
     t0 = time.perf_counter()
     X = np.asarray(X, dtype=np.float64)
@@ -389,8 +444,33 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
     if nystrom:
         basis_idx = np.sort(np.random.default_rng(seed).choice(len(y), min(n_basis, len(y)), replace=False))
     # prior mean 0 (scikit-learn's KernelRidge, the paper) or the training mean, whichever leaves one out better
+    offsets = (0.0, float(y.mean()))
     res = loo_grid_search(Xs, y, kernels, alphas, gammas, basis=None if basis_idx is None else Xs[basis_idx],
-                          offsets=(0.0, float(y.mean())))
+                          offsets=offsets)
+    weights = None
+    if layer_weights is not None and layer_weights != "equal":
+        if layer_weights != "loo":
+            raise ValueError(f"layer_weights must be None, 'equal' or 'loo', got {layer_weights!r}")
+        from .descriptor import parse_layers, parse_pooling
+
+        layer_list = parse_layers(layers, encoder.n_layers)
+        n_blocks = len(layer_list) * len(parse_pooling(pooling))
+        if X.shape[1] % n_blocks:
+            raise ValueError(f"{X.shape[1]} SSMR columns do not split into layers {layer_list} × pooling {pooling!r}")
+        width = X.shape[1] // n_blocks
+        col_layer = (np.arange(X.shape[1]) % (len(layer_list) * width)) // width  # columns: [statistic][layer][unit]
+        blocks = [np.flatnonzero(col_layer == b) for b in range(len(layer_list))]
+        rows = slice(None) if basis_idx is None else basis_idx  # Nyström: search on the landmarks, exactly
+        weights, _, _ = loo_layer_weights(Xs[rows], y[rows], blocks, res["kernel"], res["gamma"], alphas,
+                                          offsets=offsets)
+        keep = weights[col_layer] > 0
+        mu, sd = mu[keep], sd[keep] / weights[col_layer][keep]
+        X = X[:, keep]
+        Xs = (X - mu) / sd
+        layers = tuple(layer for layer, w in zip(layer_list, weights) if w > 0)
+        equal_mae = res["cv_mae"]
+        res = loo_grid_search(Xs, y, kernels, alphas, gammas, basis=None if basis_idx is None else Xs[basis_idx],
+                              offsets=offsets)
     kernel, gamma, alpha, system = res["kernel"], res["gamma"], res["alpha"], res["system"]
     y_mean = res["offset"]
     yc = y - y_mean
@@ -421,6 +501,9 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
               "scale_alpha": scale["alpha"], "calibration_level": calibration_level,
               "loo_coverage_68": float(np.mean(z <= 1.0)), "loo_coverage_90": float(np.mean(z <= 1.6448536269514722)),
               "approximation": "nystrom" if nystrom else "exact", "n_basis": len(B), "n_train": len(y),
+              "layer_weights": None if weights is None else {str(la): float(w) for la, w in zip(layer_list, weights)},
+              "loo_mae_equal_weights": None if weights is None else equal_mae,
+              "columns": None if weights is None else np.flatnonzero(keep),
               "grid": {"kernels": list(kernels), "alphas": [float(a) for a in alphas],
                        "gammas": [float(g) for g in gammas]},
               "fit_seconds": round(time.perf_counter() - t0, 2)}
@@ -430,7 +513,8 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
 def train_kernel_model(data, target: str, out: str | Path, *, encoder="default", layers="all", pooling: str = "mean",
                        units: str = "", split="0.8,0.1,0.1", seed: int = 0, test_data=None, labels_csv=None,
                        id_column: str | None = None, max_exact: int = MAX_EXACT, n_basis: int = N_BASIS,
-                       calibration_level: float = CALIBRATION_LEVEL, progress: bool = False) -> dict:
+                       calibration_level: float = CALIBRATION_LEVEL, layer_weights: str | None = None,
+                       progress: bool = False) -> dict:
     """Fit an SSMR kernel model on labelled structures and save it as ``out/model`` (+ ``out/card.json``).
 
     The split is :func:`ase_negnn.training.split_three`'s for the same ``split`` and ``seed`` (so NEGNN and kernel
@@ -465,8 +549,10 @@ def train_kernel_model(data, target: str, out: str | Path, *, encoder="default",
     numbers = {int(z) for i in fit_idx for z in images[i].numbers}
     model, report = fit_kernel_model(X[fit_idx], y[fit_idx], enc, target, units, layers, pooling,
                                      max_exact=max_exact, n_basis=n_basis, calibration_level=calibration_level,
-                                     seed=seed, numbers=numbers)
-    Xs = (X[test_idx] - model.feature_mean.numpy()) / model.feature_scale.numpy()
+                                     seed=seed, numbers=numbers, layer_weights=layer_weights)
+    columns = report.pop("columns")  # the kept layers' columns of X (None: all)
+    Xt = X[test_idx] if columns is None else X[test_idx][:, columns]
+    Xs = (Xt - model.feature_mean.numpy()) / model.feature_scale.numpy()
     mean, std = model.predict_features(Xs)
     card = {"model": "KernelModel", "method": "krr", "target": target, "units": units, "task": "graph",
             "data": str(data) if isinstance(data, (str, Path)) else "in-memory structures",

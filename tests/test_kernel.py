@@ -102,6 +102,46 @@ def test_standard_deviation_is_calibrated_and_ranks_errors(random_encoder):
     assert 0.85 <= report["loo_coverage_90"] <= 0.95
 
 
+def test_layer_weights_drop_a_noise_layer_and_lower_the_loo_error():
+    """Three 'layers' of 4 columns: the label depends on the first only. Equal weights let the two noise blocks
+    dominate the distance; the leave-one-out descent must turn at least one of them off and leave one out better."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 12))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1] * X[:, 2] + 0.05 * rng.normal(size=150)
+    blocks = [np.arange(0, 4), np.arange(4, 8), np.arange(8, 12)]
+    equal = K.loo_grid_search(X, y, ("rbf",), gammas=[0.05])
+    w, mae, trials = K.loo_layer_weights(X, y, blocks, "rbf", 0.05)
+    assert w[0] > 0 and (w[1] == 0 or w[2] == 0), w
+    assert mae < 0.8 * equal["cv_mae"] and trials > len(blocks)
+    assert mae == pytest.approx(K.loo_grid_search(X * np.repeat(w, 4), y, ("rbf",), gammas=[0.05])["cv_mae"])
+
+
+def test_layer_weighted_model_predicts_structures_as_it_was_fitted(random_encoder, mp_structures, tmp_path):
+    """With layer_weights='loo' the weights are folded into the stored scale and dropped layers are not computed:
+    the saved model's predictions from structures (its own SSMR, kept layers only; mean+max columns) must equal the
+    prediction from the fitted columns, and an unknown option is refused by name."""
+    from ase_negnn.descriptor import SSMR
+    from ase_negnn.models import load_model
+
+    X = SSMR(layers="all", encoder=random_encoder, pooling="mean+max").create(mp_structures)
+    y = X[:, 3] - 2 * X[:, 64 * 6 + 5]  # layer 0 (mean) and layer 0 (max): deeper layers are noise for this label
+    model, rep = K.fit_kernel_model(X, y, random_encoder, "y", layers="all", pooling="mean+max",
+                                    layer_weights="loo")
+    assert set(rep["layer_weights"]) == {str(i) for i in range(6)} and rep["loo_mae"] <= rep["loo_mae_equal_weights"]
+    assert 0 in model.layers and len(model.layers) < 6  # some layer dropped: the column bookkeeping is exercised
+    # the weights live in the stored scale: column j of layer l is standardised, then multiplied by w_l
+    col_layer = (rep["columns"] % (6 * 64)) // 64
+    w = np.array([rep["layer_weights"][str(la)] for la in col_layer])
+    sd = X[:, rep["columns"]].std(axis=0)
+    np.testing.assert_allclose((model.feature_scale.numpy() * w)[sd > 0], sd[sd > 0], rtol=1e-9)
+    mean, _ = model.predict_features((X[:, rep["columns"]] - model.feature_mean.numpy()) / model.feature_scale.numpy())
+    model.save(tmp_path / "m")
+    got = [p["y"] for p in load_model(tmp_path / "m").predict(mp_structures)]
+    np.testing.assert_allclose(got, mean, rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="layer_weights"):
+        K.fit_kernel_model(X, y, random_encoder, "y", layer_weights="best")
+
+
 @pytest.mark.parametrize(("labels", "message"), [
     (np.r_[np.arange(11.0), np.nan], "NaN"),
     (np.arange(5.0), "at least 10"),
@@ -191,6 +231,22 @@ def test_cli_krr_refuses_negnn_options(tmp_path):
     res = CliRunner().invoke(cli, ["train", "--method", "krr", "--max-epochs", "5", "--data", str(MP_SMALL),
                                    "--target", "band_gap", "--out", str(tmp_path / "run")])
     assert res.exit_code == 2 and "--max-epochs" in res.output and not (tmp_path / "run").exists()
+    res = CliRunner().invoke(cli, ["train", "--layer-weights", "loo", "--data", str(MP_SMALL), "--target", "band_gap",
+                                   "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2 and "--layer-weights" in res.output and not (tmp_path / "run").exists()
+
+
+def test_cli_krr_layer_weights_are_reported_and_in_the_card(tmp_path):
+    import json
+
+    from ase_negnn.cli import cli
+
+    res = CliRunner().invoke(cli, ["train", "--method", "krr", "--layer-weights", "loo", "--data", str(MP_SMALL),
+                                   "--target", "band_gap", "--out", str(tmp_path / "run"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    assert set(card["layer_weights"]) == {str(i) for i in range(6)} and "columns" not in card
+    assert "layer weights (leave-one-out): 0: " in res.output and card["loo_mae"] <= card["loo_mae_equal_weights"]
 
 
 # -- screening by an acquisition ----------------------------------------------------------------------------------
