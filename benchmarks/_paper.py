@@ -279,6 +279,54 @@ def krr_evaluate(X, y, train, test, cv="loo", kernels=KERNELS, cached_only: bool
     return {**r, "pred": pred, "cached": False}
 
 
+def krr_evaluate_layer_weighted(X, y, train, test, n_layers: int, width: int) -> dict:
+    """:func:`krr_evaluate` with a weight per SSMR layer chosen by exact leave-one-out on the training split
+    (``ase_negnn.kernel.loo_layer_weights``: the library's ``train --method krr --layer-weights loo``).
+
+    ``X`` holds ``n_layers`` blocks of ``width`` columns per pooling statistic (``[statistic][layer][unit]``). Features are
+    standardised on the training split, the equal-weight grid search picks the kernel and ``γ`` at which the weights
+    are searched, then the full grid runs again on the weighted features and scikit-learn's ``KernelRidge`` is refitted
+    on them (uncentred labels, as everywhere here). Cached like :func:`krr_evaluate`.
+    """
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.preprocessing import StandardScaler
+
+    from ase_negnn.kernel import loo_grid_search, loo_layer_weights
+
+    h = hashlib.sha1(b"layer-weights-loo")
+    for a in (np.ascontiguousarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64), np.asarray(train),
+              np.asarray(test)):
+        h.update(a.tobytes())
+    h.update(f"{n_layers}|{width}|{ALPHAS.tobytes().hex()}|{GAMMAS.tobytes().hex()}".encode())
+    path = CACHE / f"krr-{h.hexdigest()[:20]}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            r = {k: z[k].item() for k in z.files if k not in ("pred", "layer_weights")}
+            return {**r, "pred": z["pred"], "layer_weights": z["layer_weights"].tolist(), "cached": True}
+    t0 = time.perf_counter()
+    A = StandardScaler().fit(X[train]).transform(X)
+    if X.shape[1] % (n_layers * width):
+        raise ValueError(f"{X.shape[1]} columns are not blocks of {n_layers} layers × {width} units")
+    col_layer = (np.arange(X.shape[1]) % (n_layers * width)) // width
+    blocks = [np.flatnonzero(col_layer == b) for b in range(n_layers)]
+    equal = loo_grid_search(A[train], y[train], KERNELS, ALPHAS, GAMMAS)
+    w, _, trials = loo_layer_weights(A[train], y[train], blocks, equal["kernel"], equal["gamma"], ALPHAS)
+    Aw = A * w[col_layer]
+    best = loo_grid_search(Aw[train], y[train], KERNELS, ALPHAS, GAMMAS)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # alpha = 1e-10: "Singular matrix ... least-squares solution" is expected
+        krr = KernelRidge(kernel=best["kernel"], gamma=best["gamma"], alpha=best["alpha"]).fit(Aw[train], y[train])
+    pred = krr.predict(Aw[test])
+    r = {"kernel": best["kernel"], "gamma": best["gamma"], "alpha": best["alpha"], "cv_mae": best["cv_mae"],
+         "cv_mae_equal_weights": equal["cv_mae"], "weight_trials": trials,
+         "test_mae": float(np.mean(np.abs(y[test] - pred))), "fit_seconds": time.perf_counter() - t0,
+         "n_features": int((w[col_layer] > 0).sum())}
+    _save_atomic(path, pred=pred, layer_weights=w, **{k: np.array(v) for k, v in r.items()})
+    return {**r, "pred": pred, "layer_weights": w.tolist(), "cached": False}
+
+
 # --------------------------------------------------------------------------------------------------- baselines
 
 

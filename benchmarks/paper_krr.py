@@ -86,6 +86,10 @@ def main(argv=None):
     ap.add_argument("--pooling", default="sum,mean,mean+max+min",
                     help="comma list of SSMR poolings for ours and the authors' encoders, each a statistic or several "
                          "joined by '+' (ase_negnn.descriptor.POOLINGS; a cheaper --cv 10 run: 'sum')")
+    ap.add_argument("--layer-weights", default="ours,authors-pred,authors-contra",
+                    help="SSMR encoders (ours, authors-pred, authors-contra; '' = none) also fitted with a weight per "
+                         "layer chosen by leave-one-out (the library's train --method krr --layer-weights loo; "
+                         "--cv loo only)")
     args = ap.parse_args(argv)
     args.data = Path(args.data)
     poolings = [q for q in args.pooling.split(",") if q]
@@ -120,6 +124,7 @@ def main(argv=None):
 
     # ---- descriptor matrices over the union of ids
     feats: dict[str, tuple[np.ndarray, str]] = {}
+    weighted: dict[str, tuple[int, int]] = {}  # SSMR rows also fitted with layer weights: (layers, width)
     timing = {}
     encoders = P.load_encoders(args.data, args.encoder) if wanted_desc & {"ssmr", "authors"} else {}
     for name, enc in encoders.items():
@@ -130,6 +135,8 @@ def main(argv=None):
             X = P.ssmr_all_layers(enc, name, pooling, S, all_ids)
             timing[f"{name}-{pooling}"] = time.perf_counter() - t0
             feats[f"{name} SSMR {pooling}"] = (X, f"{name} encoder, layers 0-5 concatenated, {pooling} pooling")
+            if name in args.layer_weights.split(",") and cv == "loo":
+                weighted[f"{name} SSMR {pooling}"] = (enc.n_layers + 1, enc.width)
     subset_ids = list(dict.fromkeys(i for p in props for i in joined[p][0][: args.ofm_subset]))
     if "ofm" in wanted_desc and args.ofm_cached_only and subset_ids:  # computed (and cached) for the subsets only
         P.baseline_features("ofm", S, subset_ids, species, n_atoms_max)
@@ -190,6 +197,18 @@ def main(argv=None):
                   f"α {r['alpha']:.0e}, γ {r['gamma']:.0e}  ({r['fit_seconds']:.0f} s)", flush=True)
             rows.append({"property": p, "descriptor": name, "description": desc, "n_joined": len(ids),
                          "n_labels": len(labels[p]), "n_train": len(train), "n_test": len(test), "unit": unit, **r})
+            if name in weighted and not (args.cached_fits_only and ":first" not in p):
+                r = P.krr_evaluate_layer_weighted(X[idx], y, train, test, *weighted[name])
+                w = ", ".join(f"{k}: {v:g}" for k, v in enumerate(r.pop("layer_weights")))
+                r.pop("pred")
+                r.pop("cached")
+                print(f"  {name + ', layer weights by LOO':24s} test MAE {r['test_mae']:.4f}  CV {r['cv_mae']:.4f} "
+                      f"(equal weights {r['cv_mae_equal_weights']:.4f}); weights {w}  ({r['fit_seconds']:.0f} s)",
+                      flush=True)
+                rows.append({"property": p, "descriptor": f"{name}, layer weights by LOO",
+                             "description": f"{desc}; layer weights {w} (leave-one-out on the training split)",
+                             "n_joined": len(ids), "n_labels": len(labels[p]), "n_train": len(train),
+                             "n_test": len(test), "unit": unit, **r})
     digest = P.encoder_digest(encoders["ours"]) if "ours" in encoders else None
     ours = encoders.get("ours")
     args.encoder_graph = ("n/a" if ours is None else f"continuous graph, δ = {ours.smooth_width} Å" if ours.smooth
@@ -317,9 +336,16 @@ def write_outputs(rows, props, args, cv, wall, timing, n_union, argv, missing_no
         # encoder; choosing among all of them by the same CV MAE is still model selection without the test set.
         any_scale = min((r for r in ours if "cv_mae" in r), key=lambda r: r["cv_mae"], default=pick)
         if any_scale is not pick:
-            text += (f"; over every SSMR row of ours (layers and pooling chosen by CV): {any_scale['descriptor']} "
-                     f"test MAE {any_scale['test_mae']:.4f}, ratio {any_scale['ratio_to_best_baseline']:.2f} → target "
+            text += (f"; over every SSMR row of ours (layers, pooling and layer weights chosen by CV): "
+                     f"{any_scale['descriptor']} test MAE {any_scale['test_mae']:.4f}, ratio "
+                     f"{any_scale['ratio_to_best_baseline']:.2f} → target "
                      f"{'met' if any_scale['ratio_to_best_baseline'] <= 0.5 else 'missed'}")
+            if peer is not None:
+                text += (f", {'≤' if any_scale['test_mae'] <= peer['test_mae'] else '>'} CHGNet "
+                         f"({any_scale['test_mae'] / peer['test_mae']:.2f}×)")
+            if authors:
+                text += (f", {'better' if any_scale['test_mae'] < a['test_mae'] else 'worse'} than the authors' "
+                         f"({any_scale['test_mae'] / a['test_mae']:.2f}×)")
         lines.append(text)
     lines += ["", "All fits:", "", "| property | descriptor | features | test MAE | CV MAE | kernel | α | γ | fit s |",
               "|---|---|---:|---:|---:|---|---:|---:|---:|"]

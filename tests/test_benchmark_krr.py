@@ -58,3 +58,23 @@ def test_loo_matches_explicit_leave_one_out(xy):
                         model = KernelRidge(kernel=kernel, gamma=gamma, alpha=alpha).fit(Xs[m], y[m])
                     errs.append(abs(y[i] - model.predict(Xs[i : i + 1])[0]))
                 assert scores[(kernel, float(gamma), float(alpha))] == pytest.approx(np.mean(errs), rel=1e-5)
+
+
+def test_layer_weighted_evaluation_drops_noise_and_is_cached(tmp_path, monkeypatch):
+    """paper_krr's layer-weighted rows: two pooling statistics × three 'layers' of 4 columns, the label reads layer 0
+    only. The noise layers must be weighted down, the test error must not exceed the equal-weight fit's, and a
+    second call must come from the cache with the same numbers."""
+    monkeypatch.setattr(_paper, "CACHE", tmp_path)
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(160, 24))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 12] + 0.05 * rng.normal(size=160)  # layer 0 of both statistics
+    train, test = _paper.split_80_20(len(y))
+    equal = _paper.krr_evaluate(X, y, train, test)
+    r = _paper.krr_evaluate_layer_weighted(X, y, train, test, n_layers=3, width=4)
+    assert r["layer_weights"][0] > max(r["layer_weights"][1:]), r["layer_weights"]
+    assert r["cv_mae"] <= r["cv_mae_equal_weights"] == pytest.approx(equal["cv_mae"])
+    assert r["test_mae"] < equal["test_mae"] and not r["cached"]
+    again = _paper.krr_evaluate_layer_weighted(X, y, train, test, n_layers=3, width=4)
+    assert again["cached"] and again["test_mae"] == r["test_mae"] and again["layer_weights"] == r["layer_weights"]
+    with pytest.raises(ValueError, match="blocks"):
+        _paper.krr_evaluate_layer_weighted(X[:, :23], y, train, test, n_layers=3, width=4)
