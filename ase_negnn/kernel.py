@@ -54,6 +54,8 @@ MIN_STRUCTURES = 10  # fewer cannot fit a grid of 242 points by leave-one-out me
 CALIBRATION_LEVEL = 0.9
 #: Values tried for each layer's weight by :func:`loo_layer_weights` (0 drops the layer).
 LAYER_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+#: The layer-weight search runs on at most this many structures (a seeded subset).
+LAYER_SEARCH_ROWS = 1_000
 SCALE_ALPHAS = np.logspace(-3, 3, 13)  # ridge of the scale model (smoother than the mean's)
 SCALE_FLOOR = 0.05  # the scale model never goes below this fraction of its mean
 
@@ -179,7 +181,8 @@ def loo_grid_search(X: np.ndarray, y: np.ndarray, kernels=KERNELS, alphas=ALPHAS
 
 
 def loo_layer_weights(X: np.ndarray, y: np.ndarray, blocks: list, kernel: str, gamma: float, alphas=ALPHAS,
-                      offsets=(0.0,), values=LAYER_WEIGHTS, sweeps: int = 2) -> tuple[np.ndarray, float, int]:
+                      offsets=(0.0,), values=LAYER_WEIGHTS, sweeps: int = 2, max_rows: int | None = LAYER_SEARCH_ROWS,
+                      seed: int = 0) -> tuple[np.ndarray, float, int]:
     """Per-layer weights of standardised multi-scale SSMR, chosen by exact leave-one-out.
 
     Concatenated layers enter the kernel with equal weight; which scale matters depends on the property (the
@@ -187,7 +190,8 @@ def loo_layer_weights(X: np.ndarray, y: np.ndarray, blocks: list, kernel: str, g
     multiplied by a weight from ``values`` (0 drops it), one block at a time (coordinate descent from all ones,
     ``sweeps`` passes, a change kept only if it lowers the LOO MAE), with ``kernel`` and ``gamma`` held fixed: a common
     factor of the weights is a change of ``γ``, which the caller's grid search chooses afterwards. Every trial costs
-    one decomposition (all ``α`` share it).
+    one decomposition (all ``α`` share it), so beyond ``max_rows`` structures the search runs on a seeded random
+    subset of that many (about 60 decompositions of 1,000 × 1,000: seconds; the caller's final grid uses them all).
 
     Parameters
     ----------
@@ -198,6 +202,9 @@ def loo_layer_weights(X: np.ndarray, y: np.ndarray, blocks: list, kernel: str, g
     -------
     (weights per block, LOO MAE at those weights, number of decompositions)
     """
+    if max_rows is not None and len(y) > max_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(len(y), int(max_rows), replace=False))
+        X, y = X[rows], np.asarray(y)[rows]
     weights = np.ones(len(blocks))
     cols = np.zeros(X.shape[1], dtype=int)
     for b, idx in enumerate(blocks):
@@ -411,9 +418,10 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
                      seed: int = 0, numbers=None, layer_weights: str | None = None) -> tuple[KernelModel, dict]:
     """Fit a :class:`KernelModel` on SSMR rows ``X`` (raw, as ``SSMR.create`` returns them) and labels ``y``.
 
-    ``layer_weights="loo"`` weights each SSMR layer (0 to 4, 0 drops it) by :func:`loo_layer_weights` before the
-    final grid search; the weights are folded into the stored feature scale and dropped layers are not computed at
-    prediction time. ``None`` (default): every layer weighs the same, as in the paper.
+    ``layer_weights="loo"`` weights each SSMR layer (0 to 4, 0 drops it) by :func:`loo_layer_weights` (on at most
+    ``LAYER_SEARCH_ROWS`` of the structures) before the final grid search on all of them; the weights are folded
+    into the stored feature scale and dropped layers are not computed at prediction time. ``None`` (default):
+    every layer weighs the same, as in the paper.
 
     Returns the model and a report: the chosen hyper-parameters, LOO MAE, calibration scale and LOO coverage of the
     68 % / 90 % intervals, whether the Nyström approximation was used, the layer weights, and the fit time.
@@ -462,7 +470,7 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
         blocks = [np.flatnonzero(col_layer == b) for b in range(len(layer_list))]
         rows = slice(None) if basis_idx is None else basis_idx  # Nyström: search on the landmarks, exactly
         weights, _, _ = loo_layer_weights(Xs[rows], y[rows], blocks, res["kernel"], res["gamma"], alphas,
-                                          offsets=offsets)
+                                          offsets=offsets, seed=seed)
         keep = weights[col_layer] > 0
         mu, sd = mu[keep], sd[keep] / weights[col_layer][keep]
         X = X[:, keep]

@@ -297,7 +297,10 @@ def krr_evaluate_layer_weighted(X, y, train, test, n_layers: int, width: int) ->
     for a in (np.ascontiguousarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64), np.asarray(train),
               np.asarray(test)):
         h.update(a.tobytes())
-    h.update(f"{n_layers}|{width}|{ALPHAS.tobytes().hex()}|{GAMMAS.tobytes().hex()}".encode())
+    from ase_negnn.kernel import LAYER_SEARCH_ROWS, LAYER_WEIGHTS
+
+    h.update(f"{n_layers}|{width}|{LAYER_SEARCH_ROWS}|{LAYER_WEIGHTS}|{ALPHAS.tobytes().hex()}|"
+             f"{GAMMAS.tobytes().hex()}".encode())
     path = CACHE / f"krr-{h.hexdigest()[:20]}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as z:

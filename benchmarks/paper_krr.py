@@ -87,9 +87,9 @@ def main(argv=None):
                     help="comma list of SSMR poolings for ours and the authors' encoders, each a statistic or several "
                          "joined by '+' (ase_negnn.descriptor.POOLINGS; a cheaper --cv 10 run: 'sum')")
     ap.add_argument("--layer-weights", default="ours,authors-pred,authors-contra",
-                    help="SSMR encoders (ours, authors-pred, authors-contra; '' = none) also fitted with a weight per "
-                         "layer chosen by leave-one-out (the library's train --method krr --layer-weights loo; "
-                         "--cv loo only)")
+                    help="SSMR encoders (ours, authors-pred, authors-contra; '' = none), or ENCODER:POOLING for one "
+                         "pooling only, also fitted with a weight per layer chosen by leave-one-out (the library's "
+                         "train --method krr --layer-weights loo; --cv loo only)")
     args = ap.parse_args(argv)
     args.data = Path(args.data)
     poolings = [q for q in args.pooling.split(",") if q]
@@ -135,7 +135,8 @@ def main(argv=None):
             X = P.ssmr_all_layers(enc, name, pooling, S, all_ids)
             timing[f"{name}-{pooling}"] = time.perf_counter() - t0
             feats[f"{name} SSMR {pooling}"] = (X, f"{name} encoder, layers 0-5 concatenated, {pooling} pooling")
-            if name in args.layer_weights.split(",") and cv == "loo":
+            lw = args.layer_weights.split(",")
+            if (name in lw or f"{name}:{pooling}" in lw) and cv == "loo":
                 weighted[f"{name} SSMR {pooling}"] = (enc.n_layers + 1, enc.width)
     subset_ids = list(dict.fromkeys(i for p in props for i in joined[p][0][: args.ofm_subset]))
     if "ofm" in wanted_desc and args.ofm_cached_only and subset_ids:  # computed (and cached) for the subsets only

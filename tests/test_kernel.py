@@ -114,6 +114,11 @@ def test_layer_weights_drop_a_noise_layer_and_lower_the_loo_error():
     assert w[0] > 0 and (w[1] == 0 or w[2] == 0), w
     assert mae < 0.8 * equal["cv_mae"] and trials > len(blocks)
     assert mae == pytest.approx(K.loo_grid_search(X * np.repeat(w, 4), y, ("rbf",), gammas=[0.05])["cv_mae"])
+    # beyond max_rows the search runs on a seeded subset: the same as searching that subset (rows and labels paired)
+    rows = np.sort(np.random.default_rng(4).choice(150, 60, replace=False))
+    sub = K.loo_layer_weights(X, y, blocks, "rbf", 0.05, max_rows=60, seed=4)
+    full = K.loo_layer_weights(X[rows], y[rows], blocks, "rbf", 0.05, max_rows=None)
+    assert np.array_equal(sub[0], full[0]) and sub[1] == full[1]
 
 
 def test_layer_weighted_model_predicts_structures_as_it_was_fitted(random_encoder, mp_structures, tmp_path):
