@@ -76,3 +76,12 @@ def test_target_lines_say_met_only_when_met():
     assert _bench.target_lines(18, "`embed` ≤ 2.5× `import torch`", False, "2.94×") == [
         "", "**Target** (issue 18): `embed` ≤ 2.5× `import torch`: **NOT met** (2.94×)."]
     assert _bench.target_lines(19, "2500 structures in under 60 s", True, "42.9 s")[1].endswith(": **met** (42.9 s).")
+
+
+def test_paper_krr_target_verdict_without_hand_made_rows():
+    """A run with SSMR rows only (e.g. a candidate encoder) has no ratio to a hand-made descriptor: the target is
+    not checked, not 'missed'."""
+    import paper_krr
+
+    assert paper_krr.verdict(float("nan")).startswith("not checked")
+    assert paper_krr.verdict(0.5) == "met" and paper_krr.verdict(0.51) == "missed"
