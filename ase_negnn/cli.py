@@ -243,7 +243,7 @@ def install_cmd(source, name, package):
 @click.option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True, help="Nodes for multi-node DDP.")
 @click.option("--layer-weights", type=click.Choice(["equal", "loo"]), default=None,
               help="--method krr: weigh the SSMR layers equally (the paper; default) or choose a weight per layer "
-                   "(0-4, 0 drops it) by leave-one-out.")
+                   "(per pooling statistic and layer with several statistics; 0-4, 0 drops it) by leave-one-out.")
 @click.option("--no-progress", is_flag=True, help="Disable progress bars.")
 @click.pass_context
 def train_cmd(ctx, data, target, task, method, ensemble, labels_csv, id_column, out, split, seed, max_epochs, early_stopping, from_scratch,

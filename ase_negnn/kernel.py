@@ -418,9 +418,11 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
                      seed: int = 0, numbers=None, layer_weights: str | None = None) -> tuple[KernelModel, dict]:
     """Fit a :class:`KernelModel` on SSMR rows ``X`` (raw, as ``SSMR.create`` returns them) and labels ``y``.
 
-    ``layer_weights="loo"`` weights each SSMR layer (0 to 4, 0 drops it) by :func:`loo_layer_weights` (on at most
-    ``LAYER_SEARCH_ROWS`` of the structures) before the final grid search on all of them; the weights are folded
-    into the stored feature scale and dropped layers are not computed at prediction time. ``None`` (default):
+    ``layer_weights="loo"`` weights each SSMR layer — each (pooling statistic, layer) block when several statistics
+    are pooled — by :func:`loo_layer_weights` (0 to 4, 0 drops the block; on at most ``LAYER_SEARCH_ROWS`` of the
+    structures) before the final grid search on all of them; the weights are folded into the stored feature scale (a
+    dropped block of a kept layer gets an infinite scale: it standardises to 0) and a layer whose every block is
+    dropped is not computed at prediction time. ``None`` (default):
     every layer weighs the same, as in the paper.
 
     Returns the model and a report: the chosen hyper-parameters, LOO MAE, calibration scale and LOO coverage of the
@@ -462,20 +464,27 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
         from .descriptor import parse_layers, parse_pooling
 
         layer_list = parse_layers(layers, encoder.n_layers)
-        n_blocks = len(layer_list) * len(parse_pooling(pooling))
+        stats = parse_pooling(pooling)
+        n_blocks = len(layer_list) * len(stats)
         if X.shape[1] % n_blocks:
             raise ValueError(f"{X.shape[1]} SSMR columns do not split into layers {layer_list} × pooling {pooling!r}")
         width = X.shape[1] // n_blocks
-        col_layer = (np.arange(X.shape[1]) % (len(layer_list) * width)) // width  # columns: [statistic][layer][unit]
-        blocks = [np.flatnonzero(col_layer == b) for b in range(len(layer_list))]
+        col_block = np.arange(X.shape[1]) // width  # columns: [statistic][layer][unit]; one block per (stat, layer)
+        col_layer = col_block % len(layer_list)
+        blocks = [np.flatnonzero(col_block == b) for b in range(n_blocks)]
         rows = slice(None) if basis_idx is None else basis_idx  # Nyström: search on the landmarks, exactly
         weights, _, _ = loo_layer_weights(Xs[rows], y[rows], blocks, res["kernel"], res["gamma"], alphas,
                                           offsets=offsets, seed=seed)
-        keep = weights[col_layer] > 0
-        mu, sd = mu[keep], sd[keep] / weights[col_layer][keep]
+        # a layer is dropped (never computed) when all its statistics weigh 0; a single (statistic, layer) block of
+        # weight 0 in a kept layer gets an infinite scale: it standardises to exactly 0
+        kept_layers = [i for i in range(len(layer_list)) if weights[i::len(layer_list)].any()]
+        keep = np.isin(col_layer, kept_layers)
+        w = weights[col_block][keep]
+        mu = mu[keep]
+        sd = np.divide(sd[keep], w, out=np.full(int(keep.sum()), np.inf), where=w > 0)
         X = X[:, keep]
         Xs = (X - mu) / sd
-        layers = tuple(layer for layer, w in zip(layer_list, weights) if w > 0)
+        layers = tuple(layer_list[i] for i in kept_layers)
         equal_mae = res["cv_mae"]
         res = loo_grid_search(Xs, y, kernels, alphas, gammas, basis=None if basis_idx is None else Xs[basis_idx],
                               offsets=offsets)
@@ -509,7 +518,9 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
               "scale_alpha": scale["alpha"], "calibration_level": calibration_level,
               "loo_coverage_68": float(np.mean(z <= 1.0)), "loo_coverage_90": float(np.mean(z <= 1.6448536269514722)),
               "approximation": "nystrom" if nystrom else "exact", "n_basis": len(B), "n_train": len(y),
-              "layer_weights": None if weights is None else {str(la): float(w) for la, w in zip(layer_list, weights)},
+              "layer_weights": None if weights is None else {
+                  (f"{st}:{la}" if len(stats) > 1 else str(la)): float(weights[k * len(layer_list) + i])
+                  for k, st in enumerate(stats) for i, la in enumerate(layer_list)},
               "loo_mae_equal_weights": None if weights is None else equal_mae,
               "columns": None if weights is None else np.flatnonzero(keep),
               "grid": {"kernels": list(kernels), "alphas": [float(a) for a in alphas],

@@ -280,10 +280,11 @@ def krr_evaluate(X, y, train, test, cv="loo", kernels=KERNELS, cached_only: bool
 
 
 def krr_evaluate_layer_weighted(X, y, train, test, n_layers: int, width: int) -> dict:
-    """:func:`krr_evaluate` with a weight per SSMR layer chosen by exact leave-one-out on the training split
-    (``ase_negnn.kernel.loo_layer_weights``: the library's ``train --method krr --layer-weights loo``).
+    """:func:`krr_evaluate` with a weight per SSMR (pooling statistic, layer) block chosen by exact leave-one-out on the
+    training split (``ase_negnn.kernel.loo_layer_weights``: the library's ``train --method krr --layer-weights loo``).
 
-    ``X`` holds ``n_layers`` blocks of ``width`` columns per pooling statistic (``[statistic][layer][unit]``). Features are
+    ``X`` holds ``n_layers`` blocks of ``width`` columns per pooling statistic (``[statistic][layer][unit]``); the
+    weights come back in that block order. Features are
     standardised on the training split, the equal-weight grid search picks the kernel and ``γ`` at which the weights
     are searched, then the full grid runs again on the weighted features and scikit-learn's ``KernelRidge`` is refitted
     on them (uncentred labels, as everywhere here). Cached like :func:`krr_evaluate`.
@@ -299,8 +300,9 @@ def krr_evaluate_layer_weighted(X, y, train, test, n_layers: int, width: int) ->
         h.update(a.tobytes())
     from ase_negnn.kernel import LAYER_SEARCH_ROWS, LAYER_WEIGHTS
 
+    per_stat = "|per-statistic" if X.shape[1] > n_layers * width else ""  # one statistic: the same blocks as before
     h.update(f"{n_layers}|{width}|{LAYER_SEARCH_ROWS}|{LAYER_WEIGHTS}|{ALPHAS.tobytes().hex()}|"
-             f"{GAMMAS.tobytes().hex()}".encode())
+             f"{GAMMAS.tobytes().hex()}{per_stat}".encode())
     path = CACHE / f"krr-{h.hexdigest()[:20]}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
@@ -310,11 +312,11 @@ def krr_evaluate_layer_weighted(X, y, train, test, n_layers: int, width: int) ->
     A = StandardScaler().fit(X[train]).transform(X)
     if X.shape[1] % (n_layers * width):
         raise ValueError(f"{X.shape[1]} columns are not blocks of {n_layers} layers × {width} units")
-    col_layer = (np.arange(X.shape[1]) % (n_layers * width)) // width
-    blocks = [np.flatnonzero(col_layer == b) for b in range(n_layers)]
+    col_block = np.arange(X.shape[1]) // width
+    blocks = [np.flatnonzero(col_block == b) for b in range(X.shape[1] // width)]
     equal = loo_grid_search(A[train], y[train], KERNELS, ALPHAS, GAMMAS)
     w, _, trials = loo_layer_weights(A[train], y[train], blocks, equal["kernel"], equal["gamma"], ALPHAS)
-    Aw = A * w[col_layer]
+    Aw = A * w[col_block]
     best = loo_grid_search(Aw[train], y[train], KERNELS, ALPHAS, GAMMAS)
     import warnings
 
@@ -325,7 +327,7 @@ def krr_evaluate_layer_weighted(X, y, train, test, n_layers: int, width: int) ->
     r = {"kernel": best["kernel"], "gamma": best["gamma"], "alpha": best["alpha"], "cv_mae": best["cv_mae"],
          "cv_mae_equal_weights": equal["cv_mae"], "weight_trials": trials,
          "test_mae": float(np.mean(np.abs(y[test] - pred))), "fit_seconds": time.perf_counter() - t0,
-         "n_features": int((w[col_layer] > 0).sum())}
+         "n_features": int((w[col_block] > 0).sum())}
     _save_atomic(path, pred=pred, layer_weights=w, **{k: np.array(v) for k, v in r.items()})
     return {**r, "pred": pred, "layer_weights": w.tolist(), "cached": False}
 

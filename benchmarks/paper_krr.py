@@ -200,14 +200,18 @@ def main(argv=None):
                          "n_labels": len(labels[p]), "n_train": len(train), "n_test": len(test), "unit": unit, **r})
             if name in weighted and not (args.cached_fits_only and ":first" not in p):
                 r = P.krr_evaluate_layer_weighted(X[idx], y, train, test, *weighted[name])
-                w = ", ".join(f"{k}: {v:g}" for k, v in enumerate(r.pop("layer_weights")))
+                lw_, nl = r.pop("layer_weights"), weighted[name][0]
+                stats = name.split(" SSMR ")[1].split("+")
+                w = "; ".join(f"{st} " + " ".join(f"{v:g}" for v in lw_[k * nl:(k + 1) * nl])
+                              for k, st in enumerate(stats))
                 r.pop("pred")
                 r.pop("cached")
                 print(f"  {name + ', layer weights by LOO':24s} test MAE {r['test_mae']:.4f}  CV {r['cv_mae']:.4f} "
                       f"(equal weights {r['cv_mae_equal_weights']:.4f}); weights {w}  ({r['fit_seconds']:.0f} s)",
                       flush=True)
                 rows.append({"property": p, "descriptor": f"{name}, layer weights by LOO",
-                             "description": f"{desc}; layer weights {w} (leave-one-out on the training split)",
+                             "description": f"{desc}; weights of layers 0-{nl - 1} per statistic: {w} (leave-one-out "
+                                            "on the training split)",
                              "n_joined": len(ids), "n_labels": len(labels[p]), "n_train": len(train),
                              "n_test": len(test), "unit": unit, **r})
     digest = P.encoder_digest(encoders["ours"]) if "ours" in encoders else None

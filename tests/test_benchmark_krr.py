@@ -62,7 +62,7 @@ def test_loo_matches_explicit_leave_one_out(xy):
 
 def test_layer_weighted_evaluation_drops_noise_and_is_cached(tmp_path, monkeypatch):
     """paper_krr's layer-weighted rows: two pooling statistics × three 'layers' of 4 columns, the label reads layer 0
-    only. The noise layers must be weighted down, the test error must not exceed the equal-weight fit's, and a
+    of both statistics only. Each (statistic, layer) block gets its weight; the noise blocks must be weighted down, the test error must not exceed the equal-weight fit's, and a
     second call must come from the cache with the same numbers."""
     monkeypatch.setattr(_paper, "CACHE", tmp_path)
     rng = np.random.default_rng(2)
@@ -71,7 +71,8 @@ def test_layer_weighted_evaluation_drops_noise_and_is_cached(tmp_path, monkeypat
     train, test = _paper.split_80_20(len(y))
     equal = _paper.krr_evaluate(X, y, train, test)
     r = _paper.krr_evaluate_layer_weighted(X, y, train, test, n_layers=3, width=4)
-    assert r["layer_weights"][0] > max(r["layer_weights"][1:]), r["layer_weights"]
+    w = r["layer_weights"]  # blocks [mean 0, 1, 2, max 0, 1, 2]: one weight per (statistic, layer)
+    assert len(w) == 6 and min(w[0], w[3]) > max(w[1], w[2], w[4], w[5]), w
     assert r["cv_mae"] <= r["cv_mae_equal_weights"] == pytest.approx(equal["cv_mae"])
     assert r["test_mae"] < equal["test_mae"] and not r["cached"]
     again = _paper.krr_evaluate_layer_weighted(X, y, train, test, n_layers=3, width=4)

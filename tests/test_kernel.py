@@ -132,16 +132,23 @@ def test_layer_weighted_model_predicts_structures_as_it_was_fitted(random_encode
     y = X[:, 3] - 2 * X[:, 64 * 6 + 5]  # layer 0 (mean) and layer 0 (max): deeper layers are noise for this label
     model, rep = K.fit_kernel_model(X, y, random_encoder, "y", layers="all", pooling="mean+max",
                                     layer_weights="loo")
-    assert set(rep["layer_weights"]) == {str(i) for i in range(6)} and rep["loo_mae"] <= rep["loo_mae_equal_weights"]
+    assert set(rep["layer_weights"]) == {f"{st}:{i}" for st in ("mean", "max") for i in range(6)}
+    assert rep["loo_mae"] <= rep["loo_mae_equal_weights"]
     assert 0 in model.layers and len(model.layers) < 6  # some layer dropped: the column bookkeeping is exercised
-    # the weights live in the stored scale: column j of layer l is standardised, then multiplied by w_l
-    col_layer = (rep["columns"] % (6 * 64)) // 64
-    w = np.array([rep["layer_weights"][str(la)] for la in col_layer])
-    sd = X[:, rep["columns"]].std(axis=0)
-    np.testing.assert_allclose((model.feature_scale.numpy() * w)[sd > 0], sd[sd > 0], rtol=1e-9)
+    # the weights live in the stored scale: a column of block (statistic, layer) is standardised, then multiplied by
+    # that block's weight (0: infinite scale, the column standardises to 0)
+    cols = rep["columns"]
+    w = np.array([rep["layer_weights"][f"{('mean', 'max')[c // (6 * 64)]}:{(c % (6 * 64)) // 64}"] for c in cols])
+    assert (w == 0).any() and (w > 0).any()  # a dropped block inside a kept layer: both branches exercised
+    sd = X[:, cols].std(axis=0)
+    scale = model.feature_scale.numpy()
+    on = (sd > 0) & (w > 0)
+    np.testing.assert_allclose(scale[on] * w[on], sd[on], rtol=1e-9)
+    assert np.isinf(scale[w == 0]).all()
     mean, _ = model.predict_features((X[:, rep["columns"]] - model.feature_mean.numpy()) / model.feature_scale.numpy())
     model.save(tmp_path / "m")
     got = [p["y"] for p in load_model(tmp_path / "m").predict(mp_structures)]
+    assert np.isfinite(got).all() and np.isfinite(mean).all()
     np.testing.assert_allclose(got, mean, rtol=1e-6, atol=1e-8)
     with pytest.raises(ValueError, match="layer_weights"):
         K.fit_kernel_model(X, y, random_encoder, "y", layer_weights="best")
