@@ -40,7 +40,7 @@ from .elements import MAX_Z
 from .encoder import CGCNNEncoder, load_graph_aware, save_atomic
 
 __all__ = ["ALPHAS", "GAMMAS", "KERNELS", "LAYER_WEIGHTS", "KernelModel", "calibrate_scale", "fit_kernel_model",
-           "kernel_matrix", "loo_grid_search", "loo_layer_weights", "train_kernel_model"]
+           "kernel_matrix", "loo_grid_search", "loo_layer_weights", "ssmr_blocks", "train_kernel_model"]
 
 #: Kernels of the grid search (scikit-learn's names).
 KERNELS = ("rbf", "laplacian")
@@ -178,6 +178,15 @@ def loo_grid_search(X: np.ndarray, y: np.ndarray, kernels=KERNELS, alphas=ALPHAS
     mae, (kernel, gamma, alpha, offset), r, v, system = best
     return {"kernel": kernel, "gamma": gamma, "alpha": alpha, "offset": offset, "cv_mae": mae, "scores": scores,
             "loo_residuals": r, "loo_variances": v, "system": system}
+
+
+def ssmr_blocks(n_columns: int, n_layers: int, n_stats: int = 1) -> np.ndarray:
+    """Block index of every SSMR column (``SSMR.create``'s layout ``[statistic][layer][unit]``): block
+    ``statistic · n_layers + layer``; a ``ValueError`` when the columns do not split that way."""
+    n_blocks = int(n_layers) * int(n_stats)
+    if n_blocks < 1 or n_columns % n_blocks:
+        raise ValueError(f"{n_columns} SSMR columns do not split into {n_layers} layers × {n_stats} statistics")
+    return np.arange(n_columns) // (n_columns // n_blocks)
 
 
 def loo_layer_weights(X: np.ndarray, y: np.ndarray, blocks: list, kernel: str, gamma: float, alphas=ALPHAS,
@@ -422,8 +431,7 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
     are pooled — by :func:`loo_layer_weights` (0 to 4, 0 drops the block; on at most ``LAYER_SEARCH_ROWS`` of the
     structures) before the final grid search on all of them; the weights are folded into the stored feature scale (a
     dropped block of a kept layer gets an infinite scale: it standardises to 0) and a layer whose every block is
-    dropped is not computed at prediction time. ``None`` (default):
-    every layer weighs the same, as in the paper.
+    dropped is not computed at prediction time. ``None`` (default): every layer weighs the same, as in the paper.
 
     Returns the model and a report: the chosen hyper-parameters, LOO MAE, calibration scale and LOO coverage of the
     68 % / 90 % intervals, whether the Nyström approximation was used, the layer weights, and the fit time.
@@ -465,13 +473,9 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
 
         layer_list = parse_layers(layers, encoder.n_layers)
         stats = parse_pooling(pooling)
-        n_blocks = len(layer_list) * len(stats)
-        if X.shape[1] % n_blocks:
-            raise ValueError(f"{X.shape[1]} SSMR columns do not split into layers {layer_list} × pooling {pooling!r}")
-        width = X.shape[1] // n_blocks
-        col_block = np.arange(X.shape[1]) // width  # columns: [statistic][layer][unit]; one block per (stat, layer)
+        col_block = ssmr_blocks(X.shape[1], len(layer_list), len(stats))  # one block per (statistic, layer)
         col_layer = col_block % len(layer_list)
-        blocks = [np.flatnonzero(col_block == b) for b in range(n_blocks)]
+        blocks = [np.flatnonzero(col_block == b) for b in range(len(layer_list) * len(stats))]
         rows = slice(None) if basis_idx is None else basis_idx  # Nyström: search on the landmarks, exactly
         weights, _, _ = loo_layer_weights(Xs[rows], y[rows], blocks, res["kernel"], res["gamma"], alphas,
                                           offsets=offsets, seed=seed)

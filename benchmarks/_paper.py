@@ -279,27 +279,31 @@ def krr_evaluate(X, y, train, test, cv="loo", kernels=KERNELS, cached_only: bool
     return {**r, "pred": pred, "cached": False}
 
 
-def krr_evaluate_layer_weighted(X, y, train, test, n_layers: int, width: int) -> dict:
+def krr_evaluate_layer_weighted(X, y, train, test, n_layers: int, width: int, equal: dict | None = None) -> dict:
     """:func:`krr_evaluate` with a weight per SSMR (pooling statistic, layer) block chosen by exact leave-one-out on the
     training split (``ase_negnn.kernel.loo_layer_weights``: the library's ``train --method krr --layer-weights loo``).
 
     ``X`` holds ``n_layers`` blocks of ``width`` columns per pooling statistic (``[statistic][layer][unit]``); the
-    weights come back in that block order. Features are
-    standardised on the training split, the equal-weight grid search picks the kernel and ``γ`` at which the weights
-    are searched, then the full grid runs again on the weighted features and scikit-learn's ``KernelRidge`` is refitted
-    on them (uncentred labels, as everywhere here). Cached like :func:`krr_evaluate`.
+    weights come back in that block order. Features are standardised on the training split; the equal-weight grid
+    search (``equal``: :func:`krr_evaluate`'s result on the same data, so it is not run twice; computed when absent)
+    gives the kernel and ``γ`` at which the weights are searched, then the full grid runs again on the weighted
+    features and scikit-learn's ``KernelRidge`` is refitted on them (uncentred labels, as everywhere here). Cached
+    like :func:`krr_evaluate`.
     """
+    import warnings
+
     from sklearn.kernel_ridge import KernelRidge
     from sklearn.preprocessing import StandardScaler
 
-    from ase_negnn.kernel import loo_grid_search, loo_layer_weights
+    from ase_negnn.kernel import LAYER_SEARCH_ROWS, LAYER_WEIGHTS, loo_grid_search, loo_layer_weights, ssmr_blocks
 
+    if X.shape[1] % (n_layers * width):
+        raise ValueError(f"{X.shape[1]} columns are not blocks of {n_layers} layers × {width} units")
+    col_block = ssmr_blocks(X.shape[1], n_layers, X.shape[1] // (n_layers * width))
     h = hashlib.sha1(b"layer-weights-loo")
     for a in (np.ascontiguousarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64), np.asarray(train),
               np.asarray(test)):
         h.update(a.tobytes())
-    from ase_negnn.kernel import LAYER_SEARCH_ROWS, LAYER_WEIGHTS
-
     per_stat = "|per-statistic" if X.shape[1] > n_layers * width else ""  # one statistic: the same blocks as before
     h.update(f"{n_layers}|{width}|{LAYER_SEARCH_ROWS}|{LAYER_WEIGHTS}|{ALPHAS.tobytes().hex()}|"
              f"{GAMMAS.tobytes().hex()}{per_stat}".encode())
@@ -310,16 +314,12 @@ def krr_evaluate_layer_weighted(X, y, train, test, n_layers: int, width: int) ->
             return {**r, "pred": z["pred"], "layer_weights": z["layer_weights"].tolist(), "cached": True}
     t0 = time.perf_counter()
     A = StandardScaler().fit(X[train]).transform(X)
-    if X.shape[1] % (n_layers * width):
-        raise ValueError(f"{X.shape[1]} columns are not blocks of {n_layers} layers × {width} units")
-    col_block = np.arange(X.shape[1]) // width
-    blocks = [np.flatnonzero(col_block == b) for b in range(X.shape[1] // width)]
-    equal = loo_grid_search(A[train], y[train], KERNELS, ALPHAS, GAMMAS)
+    blocks = [np.flatnonzero(col_block == b) for b in range(int(col_block.max()) + 1)]
+    if equal is None:
+        equal = loo_grid_search(A[train], y[train], KERNELS, ALPHAS, GAMMAS)
     w, _, trials = loo_layer_weights(A[train], y[train], blocks, equal["kernel"], equal["gamma"], ALPHAS)
     Aw = A * w[col_block]
     best = loo_grid_search(Aw[train], y[train], KERNELS, ALPHAS, GAMMAS)
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # alpha = 1e-10: "Singular matrix ... least-squares solution" is expected
         krr = KernelRidge(kernel=best["kernel"], gamma=best["gamma"], alpha=best["alpha"]).fit(Aw[train], y[train])

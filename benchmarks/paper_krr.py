@@ -199,7 +199,7 @@ def main(argv=None):
             rows.append({"property": p, "descriptor": name, "description": desc, "n_joined": len(ids),
                          "n_labels": len(labels[p]), "n_train": len(train), "n_test": len(test), "unit": unit, **r})
             if name in weighted and not (args.cached_fits_only and ":first" not in p):
-                r = P.krr_evaluate_layer_weighted(X[idx], y, train, test, *weighted[name])
+                r = P.krr_evaluate_layer_weighted(X[idx], y, train, test, *weighted[name], equal=r)
                 lw_, nl = r.pop("layer_weights"), weighted[name][0]
                 stats = name.split(" SSMR ")[1].split("+")
                 w = "; ".join(f"{st} " + " ".join(f"{v:g}" for v in lw_[k * nl:(k + 1) * nl])

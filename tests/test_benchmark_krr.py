@@ -77,5 +77,9 @@ def test_layer_weighted_evaluation_drops_noise_and_is_cached(tmp_path, monkeypat
     assert r["test_mae"] < equal["test_mae"] and not r["cached"]
     again = _paper.krr_evaluate_layer_weighted(X, y, train, test, n_layers=3, width=4)
     assert again["cached"] and again["test_mae"] == r["test_mae"] and again["layer_weights"] == r["layer_weights"]
+    # handing over krr_evaluate's equal-weight search (paper_krr does, so it runs once) changes nothing
+    monkeypatch.setattr(_paper, "CACHE", tmp_path / "fresh")
+    handed = _paper.krr_evaluate_layer_weighted(X, y, train, test, n_layers=3, width=4, equal=equal)
+    assert not handed["cached"] and handed["test_mae"] == r["test_mae"] and handed["layer_weights"] == r["layer_weights"]
     with pytest.raises(ValueError, match="blocks"):
         _paper.krr_evaluate_layer_weighted(X[:, :23], y, train, test, n_layers=3, width=4)
