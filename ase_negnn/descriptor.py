@@ -9,11 +9,10 @@ from typing import Literal
 import numpy as np
 import torch
 from ase import Atoms
-from torch_geometric.data import Batch
-from torch_geometric.utils import scatter
 
 from .deprecation import renamed_argument
 from .encoder import CGCNNEncoder
+from .graph import collate_graphs
 from .pretrained import load_encoder
 
 __all__ = ["Descriptor", "SSAR", "SSMR", "parse_layers", "parse_pooling", "POOLINGS"]
@@ -40,12 +39,24 @@ def parse_pooling(pooling: str) -> tuple[str, ...]:
     return parts
 
 
+def _scatter(x: torch.Tensor, index: torch.Tensor, n: int, reduce: str) -> torch.Tensor:
+    """Per-structure ``sum``/``mean``/``max``/``min`` of atom rows (torch-geometric's ``scatter``, which imports PyG)."""
+    index = index.unsqueeze(-1).expand_as(x)
+    if reduce in ("sum", "mean"):
+        out = x.new_zeros((n, x.shape[1])).scatter_add_(0, index, x)
+        if reduce == "mean":
+            count = x.new_zeros(n).scatter_add_(0, index[:, 0], x.new_ones(x.shape[0])).clamp(min=1)
+            out = out / count.unsqueeze(-1)
+        return out
+    return x.new_zeros((n, x.shape[1])).scatter_reduce_(0, index, x, reduce="a" + reduce, include_self=False)
+
+
 def _pool(x: torch.Tensor, index: torch.Tensor, n: int, stat: str) -> torch.Tensor:
     if stat == "std":  # population standard deviation over the atoms (0 for a single atom)
-        mean = scatter(x, index, dim=0, dim_size=n, reduce="mean")
-        var = scatter((x - mean[index]) ** 2, index, dim=0, dim_size=n, reduce="mean")
+        mean = _scatter(x, index, n, "mean")
+        var = _scatter((x - mean[index]) ** 2, index, n, "mean")
         return var.clamp_min(0).sqrt()
-    return scatter(x, index, dim=0, dim_size=n, reduce=stat)
+    return _scatter(x, index, n, stat)
 
 
 def parse_layers(layers, n_layers: int) -> tuple[int, ...]:
@@ -137,7 +148,7 @@ class Descriptor(ABC):
         graphs = []
         for i, s in enumerate(systems, start=offset):
             try:
-                graphs.append(self.converter(s))
+                graphs.append(self.converter.graph(s))
             except (ValueError, TypeError) as ex:
                 raise type(ex)(f"structure {i}: {ex}") from ex
         return graphs
@@ -154,7 +165,7 @@ class Descriptor(ABC):
         bar = tqdm(total=len(systems), disable=not progress, desc=type(self).__name__, unit="struct")
         for start in range(0, len(systems), self.batch_size):
             chunk = self._graphs(systems[start : start + self.batch_size], offset=start)
-            batch = Batch.from_data_list(chunk).to(self.device)
+            batch = collate_graphs(chunk).to(self.device)
             hs = self.encoder(batch)
             x = torch.cat([hs[i] for i in self.layers], dim=1)
             if pooling is None:

@@ -8,8 +8,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import CGConv
-from torch_geometric.typing import Adj, OptTensor, PairTensor
 
 from .elements import element_features
 from .graph import SMOOTH_WIDTH, CrystalGraphConverter, edge_vectors, knn_weights
@@ -18,41 +16,59 @@ from .io import atomic_directory
 __all__ = ["CGCNNEncoder", "GaussianExpansion", "WeightedCGConv", "check_saved_model", "save_atomic"]
 
 
-class WeightedCGConv(CGConv):
-    """PyG ``CGConv`` whose messages can be scaled by a per-edge weight (e.g. a smooth cutoff envelope).
+class WeightedCGConv(nn.Module):
+    """The crystal-graph convolution of Xie & Grossman, whose messages can be scaled by a per-edge weight.
 
-    With ``edge_weight=None`` it is exactly ``CGConv`` (same parameters, same state-dict keys), so pretrained
-    encoders load unchanged; with a weight that goes smoothly to zero at the cutoff, the layer output is a
-    smooth function of the positions even as neighbours cross the cutoff (needed for forces and stress).
+    PyG's ``CGConv`` with the same arguments, parameters (``lin_f``, ``lin_s``, optional ``bn``), state-dict keys,
+    initialisation and function (``tests/test_fast_paths.py`` checks all four against it), so pretrained encoders
+    and models load unchanged. It is written out here rather than subclassed so that the inference path (SSAR/SSMR,
+    ``ase-negnn embed``) runs without importing torch-geometric, whose eager ``__init__`` costs seconds of start-up
+    (issue 18). With ``edge_weight=None`` it is exactly ``CGConv``; with a weight that goes smoothly to zero (the smooth
+    k-nearest graph, a cutoff envelope), the output is a smooth function of the positions.
+
+    ``lin(cat[x_i, x_j, e]) = W_i x_i + W_j x_j + W_e e + b``: the node blocks are applied once per atom and gathered
+    onto the edges, so only the edge block costs a matrix product per edge (3× fewer multiply-adds per edge than the
+    concatenated product for equal widths, and no concatenation); the sums are only rounded in another order.
+
+    Parameters
+    ----------
+    channels : int or (int, int)
+        Node feature width (source, target).
+    dim : int
+        Edge feature width.
+    aggr : {"add", "sum", "mean"}
+        Aggregation of the messages on the centre atom.
+    batch_norm, bias : bool
+        As in ``CGConv``.
     """
 
-    # PyG builds ``propagate`` from this signature (CGConv's own comment annotation lacks ``edge_weight``).
-    propagate_type = {"x": PairTensor, "edge_attr": OptTensor, "edge_weight": OptTensor}
+    def __init__(self, channels: int | tuple[int, int], dim: int = 0, aggr: str = "add", batch_norm: bool = False,
+                 bias: bool = True):
+        super().__init__()
+        if aggr not in ("add", "sum", "mean"):
+            raise ValueError(f"aggr must be 'add', 'sum' or 'mean', got {aggr!r}")
+        self.channels, self.dim, self.aggr, self.batch_norm = channels, int(dim), aggr, bool(batch_norm)
+        src, dst = (channels, channels) if isinstance(channels, int) else channels
+        self.lin_f = nn.Linear(src + dst + self.dim, dst, bias=bias)
+        self.lin_s = nn.Linear(src + dst + self.dim, dst, bias=bias)
+        self.bn = nn.BatchNorm1d(dst) if batch_norm else None
+        self.reset_parameters()
 
-    def forward(
-        self,
-        x: Tensor | PairTensor,
-        edge_index: Adj,
-        edge_attr: OptTensor = None,
-        edge_weight: OptTensor = None,
-    ) -> Tensor:
+    def reset_parameters(self) -> None:
+        """Re-initialise as ``CGConv`` does (its constructor draws the linears twice: same random stream, same init)."""
+        self.lin_f.reset_parameters()
+        self.lin_s.reset_parameters()
+        if self.bn is not None:
+            self.bn.reset_parameters()
+
+    def forward(self, x: Tensor | tuple[Tensor, Tensor], edge_index: Tensor, edge_attr: Tensor | None = None,
+                edge_weight: Tensor | None = None) -> Tensor:
+        """``x_i + Σ_j w_ij σ(W_f z_ij + b_f) ⊙ softplus(W_s z_ij + b_s)``, ``z_ij = [x_i, x_j, e_ij]``.
+
+        ``edge_index[0]`` is the source (neighbour ``j``), ``edge_index[1]`` the target (centre ``i``).
+        """
         if isinstance(x, Tensor):
             x = (x, x)
-        if isinstance(edge_index, Tensor) and self.flow == "source_to_target":
-            out = self._factorised(x, edge_index, edge_attr, edge_weight)
-        else:
-            out = self.propagate(edge_index, x=x, edge_attr=edge_attr, edge_weight=edge_weight)
-        out = out if self.bn is None else self.bn(out)
-        return out + x[1]
-
-    def _factorised(self, x: PairTensor, edge_index: Tensor, edge_attr: OptTensor, edge_weight: OptTensor) -> Tensor:
-        """``propagate`` + :meth:`message`, computed with the gate and core linears split by input block.
-
-        ``lin(cat[x_i, x_j, e]) = W_i x_i + W_j x_j + W_e e + b``: the node blocks are applied once per atom and
-        gathered onto the edges, so only the edge block costs a matrix product per edge (3× fewer multiply-adds per
-        edge than the concatenated product for equal widths, and no concatenation). Same function, same parameters;
-        the sums are only rounded in another order.
-        """
         src, dst = edge_index[0], edge_index[1]
         n_dst, n_src = x[1].shape[-1], x[0].shape[-1]
         weight = torch.cat([self.lin_f.weight, self.lin_s.weight], dim=0)
@@ -67,11 +83,15 @@ class WeightedCGConv(CGConv):
         msg = gate.sigmoid() * F.softplus(core)
         if edge_weight is not None:
             msg = msg * edge_weight.unsqueeze(-1)
-        return self.aggr_module(msg, dst, dim_size=x[1].shape[0])
+        out = msg.new_zeros((x[1].shape[0], msg.shape[-1])).index_add_(0, dst, msg)
+        if self.aggr == "mean":
+            count = torch.bincount(dst, minlength=x[1].shape[0]).clamp_min(1).to(out.dtype)
+            out = out / count.unsqueeze(-1)
+        out = out if self.bn is None else self.bn(out)
+        return out + x[1]
 
-    def message(self, x_i: Tensor, x_j: Tensor, edge_attr: OptTensor, edge_weight: OptTensor) -> Tensor:
-        m = super().message(x_i, x_j, edge_attr)
-        return m if edge_weight is None else m * edge_weight.unsqueeze(-1)
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.channels}, dim={self.dim})"
 
 
 class GaussianExpansion(nn.Module):

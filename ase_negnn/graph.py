@@ -1,4 +1,5 @@
-"""Structure → crystal graph (PyG ``Data``): the only module that knows the graph backend.
+"""Structure → crystal graph (PyG ``Data`` for training, :class:`CrystalGraph` for inference): the only module that
+knows the graph backend.
 
 Neighbours come from pymatgen's ``find_points_in_spheres`` (the Cython cell-list search matgl uses; pymatgen is a
 dependency anyway). ``benchmarks/graph_neighbors.py`` measures it against vesin and ``ase.neighborlist`` on mp36k
@@ -22,6 +23,10 @@ A graph holds what a model needs to recompute distances differentiably (position
 shifts), so forces and stress can later come from autograd; distances themselves are recomputed in the model.
 Edges are directed ``neighbour → centre`` (``edge_index[0]`` = source/neighbour, ``edge_index[1]`` = centre),
 PyG's ``source_to_target`` convention, so messages aggregate on the centre atom.
+
+Training batches graphs with torch-geometric (``Data``, its ``DataLoader``). Inference (SSAR/SSMR, ``ase-negnn
+embed``) uses :meth:`CrystalGraphConverter.graph` and :func:`collate_graphs` instead, the same tensors without
+importing torch-geometric, whose eager ``__init__`` costs seconds of start-up (issue 18).
 """
 
 from __future__ import annotations
@@ -31,12 +36,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from ase import Atoms
-from torch_geometric.data import Data
 
 from .elements import check_numbers
 
-__all__ = ["MIN_DISTANCE", "SMOOTH_WIDTH", "GraphSettings", "CrystalGraphConverter", "edge_vectors", "knn_weights",
-           "soft_kth_distance", "to_atoms"]
+__all__ = ["MIN_DISTANCE", "SMOOTH_WIDTH", "GraphSettings", "CrystalGraph", "CrystalGraphConverter", "collate_graphs",
+           "edge_vectors", "knn_weights", "soft_kth_distance", "to_atoms"]
 
 #: Two atoms closer than this (Å) are rejected as overlapping.
 MIN_DISTANCE = 0.1
@@ -229,6 +233,58 @@ def knn_weights(distances: torch.Tensor, centers: torch.Tensor, n_nodes: int, k:
     return step * (1.0 - smoothstep((distances - (cutoff - taper)) / taper))
 
 
+class CrystalGraph:
+    """A crystal graph, or a batch of them, as plain tensors: what the encoder reads of a PyG ``Data``/``Batch``.
+
+    ``z`` (N,), ``pos`` (N, 3) Å, ``cell`` (G, 3, 3) Å, ``edge_index`` (2, E), ``edge_shift`` (E, 3), ``num_nodes``;
+    a batch from :func:`collate_graphs` also has ``batch`` (N,) (graph of each atom) and ``num_graphs``.
+    """
+
+    __slots__ = ("z", "pos", "cell", "edge_index", "edge_shift", "num_nodes", "batch", "num_graphs")
+
+    def __init__(self, z, pos, cell, edge_index, edge_shift, num_nodes: int, batch=None, num_graphs: int = 1):
+        self.z, self.pos, self.cell = z, pos, cell
+        self.edge_index, self.edge_shift = edge_index, edge_shift
+        self.num_nodes, self.batch, self.num_graphs = int(num_nodes), batch, int(num_graphs)
+
+    def to(self, device) -> CrystalGraph:
+        """The graph with every tensor on ``device``."""
+        moved = {k: getattr(self, k) for k in self.__slots__}
+        for k, v in moved.items():
+            if isinstance(v, torch.Tensor):
+                moved[k] = v.to(device)
+        return CrystalGraph(**moved)
+
+    def __repr__(self) -> str:
+        return (f"CrystalGraph(num_graphs={self.num_graphs}, num_nodes={self.num_nodes}, "
+                f"num_edges={self.edge_index.shape[1]})")
+
+
+def collate_graphs(graphs) -> CrystalGraph:
+    """Batch graphs (:class:`CrystalGraph` or PyG ``Data`` from the converter) into one :class:`CrystalGraph`.
+
+    As PyG's ``Batch.from_data_list`` for these fields: nodes and edges concatenated, edge indices offset by the atoms
+    before, cells stacked, ``batch`` the graph index of each atom.
+    """
+    graphs = list(graphs)
+    if not graphs:
+        raise ValueError("no graphs to collate")
+    sizes = torch.tensor([int(g.num_nodes) for g in graphs])
+    offsets = torch.cumsum(sizes, 0) - sizes
+    n_edges = torch.tensor([g.edge_index.shape[1] for g in graphs])
+    edge_index = torch.cat([g.edge_index for g in graphs], dim=1) + offsets.repeat_interleave(n_edges)
+    return CrystalGraph(
+        z=torch.cat([g.z for g in graphs]),
+        pos=torch.cat([g.pos for g in graphs]),
+        cell=torch.cat([g.cell for g in graphs]),
+        edge_index=edge_index,
+        edge_shift=torch.cat([g.edge_shift for g in graphs]),
+        num_nodes=int(sizes.sum()),
+        batch=torch.arange(len(graphs)).repeat_interleave(sizes),
+        num_graphs=len(graphs),
+    )
+
+
 class CrystalGraphConverter:
     """Turn structures into crystal graphs.
 
@@ -338,16 +394,10 @@ class CrystalGraphConverter:
             raise ValueError("the cell contains NaN/inf")
         return atoms
 
-    def __call__(self, structure) -> Data:
-        """Convert one ``Atoms``/``Structure`` to a PyG ``Data`` graph.
-
-        The graph has ``z`` (N,) atomic numbers, ``pos`` (N, 3) Å, ``cell`` (1, 3, 3) Å (zero rows along
-        non-periodic directions are kept as given), ``edge_index`` (2, E), ``edge_shift`` (E, 3) integer
-        image shifts and ``num_nodes``.
-        """
+    def _tensors(self, structure) -> dict:
         atoms = self.validate(structure)
         centers, nbrs, shifts, _ = self.neighbors(atoms)
-        return Data(
+        return dict(
             z=torch.from_numpy(atoms.numbers.astype(np.int64)),
             pos=torch.tensor(atoms.positions, dtype=torch.float32),
             cell=torch.tensor(np.asarray(atoms.cell.array), dtype=torch.float32).unsqueeze(0),
@@ -356,7 +406,22 @@ class CrystalGraphConverter:
             num_nodes=len(atoms),
         )
 
-    def convert_many(self, structures, progress: bool = False) -> list[Data]:
+    def __call__(self, structure):
+        """Convert one ``Atoms``/``Structure`` to a PyG ``Data`` graph (training; batched by PyG's loaders).
+
+        The graph has ``z`` (N,) atomic numbers, ``pos`` (N, 3) Å, ``cell`` (1, 3, 3) Å (zero rows along
+        non-periodic directions are kept as given), ``edge_index`` (2, E), ``edge_shift`` (E, 3) integer
+        image shifts and ``num_nodes``.
+        """
+        from torch_geometric.data import Data  # training-side: imported on use (seconds of start-up)
+
+        return Data(**self._tensors(structure))
+
+    def graph(self, structure) -> CrystalGraph:
+        """The same graph as :meth:`__call__`, as a :class:`CrystalGraph` (inference; no torch-geometric import)."""
+        return CrystalGraph(**self._tensors(structure))
+
+    def convert_many(self, structures, progress: bool = False) -> list:
         """Convert a sequence of structures, optionally with a progress bar."""
         from tqdm.auto import tqdm
 

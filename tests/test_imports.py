@@ -105,8 +105,10 @@ def test_code_runs_on_the_lowest_python_setup_py_allows():
 
 def test_descriptor_path_does_not_import_training_machinery(tmp_path):
     """SSMR of a structure, an encoder saved and reloaded with our loader, and ``ase-negnn embed``, each in a fresh
-    process, never import Lightning or matgl (matgl's ``__init__`` imports Lightning: seconds of start-up). Fails if
-    the encoder goes back to subclassing matgl's ``IOMixIn`` or the descriptor module imports models/training."""
+    process, never import Lightning, matgl or torch-geometric (matgl's ``__init__`` imports Lightning, PyG's imports
+    torch._dynamo and its datasets: seconds of start-up each). Fails if the encoder goes back to subclassing matgl's
+    ``IOMixIn`` or PyG's ``CGConv``, the inference path batches with PyG's ``Batch``, or the descriptor module imports
+    models/training."""
     import json
     import subprocess
     import sys
@@ -123,10 +125,10 @@ from ase_negnn.cli import cli
 try:
     cli(["embed", {str(cifs)!r}, "--out", {str(tmp_path / "emb.npy")!r}, "--no-progress"], standalone_mode=False)
 finally:
-    print(json.dumps({{m: m in sys.modules for m in ("lightning", "pytorch_lightning", "matgl")}}))
+    print(json.dumps({{m: m in sys.modules for m in ("lightning", "pytorch_lightning", "matgl", "torch_geometric")}}))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "emb.npy").is_file()
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
-    assert loaded == {"lightning": False, "pytorch_lightning": False, "matgl": False}, loaded
+    assert loaded == {"lightning": False, "pytorch_lightning": False, "matgl": False, "torch_geometric": False}, loaded
