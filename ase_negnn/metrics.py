@@ -20,12 +20,13 @@ def regression_metrics(pred, true) -> dict:
     }
 
 
-def uncertainty_metrics(pred, std, true) -> dict:
+def uncertainty_metrics(pred, std, true, multiplier=None) -> dict:
     """How well predicted standard deviations ``std`` describe the errors of ``pred``.
 
-    ``coverage_68`` / ``coverage_90``: fraction of ``true`` inside ``pred ± z·std`` for the Gaussian 68.27 % (z = 1)
-    and 90 % (z = 1.645) intervals; ``spearman``: rank correlation of ``|error|`` with ``std`` (nan when either is
-    constant); ``mean_std``; ``nll``: mean Gaussian negative log-likelihood; ``n``.
+    ``coverage_68`` / ``coverage_90``: fraction of ``true`` inside the model's central 68 % / 90 % intervals
+    ``pred ± k·std``, ``k = multiplier(level)`` (a kernel model's ``interval_multiplier``; default the Gaussian ``k``,
+    0.994 and 1.645); ``spearman``: rank correlation of ``|error|`` with ``std`` (nan when either is constant);
+    ``mean_std``; ``nll``: mean Gaussian negative log-likelihood; ``n``.
     """
     from scipy.stats import norm, spearmanr
 
@@ -38,6 +39,8 @@ def uncertainty_metrics(pred, std, true) -> dict:
     rho = float("nan")
     if len(err) > 2 and np.ptp(err) > 0 and np.ptp(std) > 0:
         rho = float(spearmanr(err, std).statistic)
-    return {"coverage_68": float(np.mean(z <= 1.0)), "coverage_90": float(np.mean(z <= norm.ppf(0.95))),
+    if multiplier is None:
+        multiplier = lambda level: float(norm.ppf(0.5 + level / 2))  # noqa: E731
+    return {"coverage_68": float(np.mean(z <= multiplier(0.68))), "coverage_90": float(np.mean(z <= multiplier(0.9))),
             "spearman": rho, "mean_std": float(std.mean()),
             "nll": float(np.mean(0.5 * z**2 + np.log(safe) + 0.5 * np.log(2 * np.pi))), "n": int(len(err))}

@@ -55,7 +55,7 @@ TARGETS = {"coverage_68": (0.60, 0.76), "coverage_90": (0.85, 0.95), "spearman":
            "mae_ratio": (None, 1.05)}  # MAE / benchmark KRR: at most 5 % worse (lower is better)
 STRATEGIES = {"std": "largest std first (screen --rank PROP:std)",
               "std-batch": "largest std, greedy batch (GP conditioned on each pick)", "random": "random"}
-LEVELS = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.683, 0.8, 0.9, 0.95, 0.99])
+LEVELS = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.68, 0.8, 0.9, 0.95, 0.99])
 
 
 class _Lazy(dict):
@@ -98,11 +98,13 @@ def load_sets(data: Path, names: list[str], encoder, log=print) -> dict:
     return out
 
 
-def coverage_curve(mean, std, y) -> np.ndarray:
+def coverage_curve(mean, std, y, multiplier=None) -> np.ndarray:
+    """Observed coverage of the central intervals ``mean ± multiplier(level) · std`` (default Gaussian) at LEVELS."""
     from scipy.stats import norm
 
+    multiplier = multiplier or (lambda level: norm.ppf(0.5 + level / 2))
     z = np.abs(mean - y) / np.clip(std, 1e-300, None)
-    return np.array([np.mean(z <= norm.ppf(0.5 + lv / 2)) for lv in LEVELS])
+    return np.array([np.mean(z <= multiplier(lv)) for lv in LEVELS])
 
 
 class Memo:
@@ -134,7 +136,8 @@ def calibration(sets: dict, seeds: list[int], encoder, memo: Memo, log=print, la
     rows = []
     for name, (ids, X, y) in sets.items():
         for seed in seeds:
-            key = f"cal/{name}/{seed}" + ("/layer-weights-loo" if layer_weights == "loo" else "")
+            # "/conformal": intervals from the model's leave-one-out multipliers (rows without it used Gaussian ones)
+            key = f"cal/{name}/{seed}" + ("/layer-weights-loo" if layer_weights == "loo" else "") + "/conformal"
             if (done := memo.get(key)) is not None:
                 rows.append({**done, "curve": np.asarray(done["curve"])})
                 continue
@@ -144,7 +147,7 @@ def calibration(sets: dict, seeds: list[int], encoder, memo: Memo, log=print, la
             Xte = X[te] if cols is None else X[te][:, cols]
             Xs = (Xte - model.feature_mean.numpy()) / model.feature_scale.numpy()
             mean, std = model.predict_features(Xs)
-            m = uncertainty_metrics(mean, std, y[te])
+            m = uncertainty_metrics(mean, std, y[te], model.interval_multiplier)
             ref = P.krr_evaluate(X, y, tr, te, cv="loo")
             mae = float(np.mean(np.abs(mean - y[te])))
             row = {"set": name, "seed": seed, "n_train": len(tr), "n_test": len(te), "test_mae": mae,
@@ -152,7 +155,7 @@ def calibration(sets: dict, seeds: list[int], encoder, memo: Memo, log=print, la
                    **{k: m[k] for k in ("coverage_68", "coverage_90", "spearman", "nll", "mean_std")},
                    "loo_coverage_68": rep["loo_coverage_68"], "loo_coverage_90": rep["loo_coverage_90"],
                    "kernel": rep["kernel"], "gamma": rep["gamma"], "alpha": rep["alpha"], "fit_seconds": rep["fit_seconds"],
-                   "curve": coverage_curve(mean, std, y[te])}
+                   "curve": coverage_curve(mean, std, y[te], model.interval_multiplier)}
             if layer_weights == "loo":
                 row["layer_weights"] = " ".join(f"{k}:{v:g}" for k, v in rep["layer_weights"].items())
             rows.append(row)
@@ -251,7 +254,8 @@ def ensembles(args, sets: dict, names: list[str], encoder, log=print) -> list[di
         for method, metrics, unc, seconds in (
                 (f"NEGNN ensemble of {args.ensemble_members} (≤ {args.max_epochs} epochs)", card["test_metrics"],
                  card["test_uncertainty"], t_ens),
-                ("SSMR kernel model", regression_metrics(mean, y[te]), uncertainty_metrics(mean, std, y[te]),
+                ("SSMR kernel model", regression_metrics(mean, y[te]),
+                 uncertainty_metrics(mean, std, y[te], model.interval_multiplier),
                  rep["fit_seconds"])):
             out.append({"set": name, "seed": seed, "method": method, "n_test": len(te), "test_mae": metrics["mae"],
                         **{k: unc[k] for k in ("coverage_68", "coverage_90", "spearman", "nll")},
