@@ -50,6 +50,10 @@ TIE_TOLERANCE = 1e-4
 SMOOTH_WIDTH = 0.25
 #: Smooth envelope of the last ``CUTOFF_TAPER`` Å before the cutoff (sparse structures whose k-th neighbour is far).
 CUTOFF_TAPER = 1.0
+#: Radius (Å) of the first neighbour search of a k-nearest graph: enough when every atom has k neighbours within it and
+#: the farthest edge the graph can keep lies inside it (98.6 % of mp36k structures at 5.5 Å); else the search is
+#: repeated at the cutoff. Same edges either way, ~3× fewer candidate pairs than an 8 Å search.
+FIRST_SEARCH_RADIUS = 5.5
 # Bisection steps of the soft k-th distance: the bracket (≤ 9 Å) shrinks to ~1e-11 Å.
 _BISECTION_STEPS = 40
 
@@ -325,6 +329,26 @@ class CrystalGraphConverter:
         return (f"CrystalGraphConverter(cutoff={self.cutoff}, max_neighbors={self.max_neighbors}, "
                 f"smooth_width={self.smooth_width})")
 
+    @staticmethod
+    def _search(atoms: Atoms, search_cell: np.ndarray, pbc: np.ndarray, radius: float):
+        """Every pair within ``radius`` (pymatgen's cell-list search), overlaps refused; also the self-pair mask."""
+        from pymatgen.optimization.neighbors import find_points_in_spheres
+
+        pos = np.ascontiguousarray(atoms.positions, dtype=float)
+        centers, nbrs, shifts, dists = find_points_in_spheres(
+            pos, pos, float(radius), pbc.astype(np.int64), search_cell, 1e-8
+        )
+        centers = centers.astype(np.int64)
+        nbrs = nbrs.astype(np.int64)
+        shifts = np.asarray(shifts, dtype=float).reshape(-1, 3)
+        self_pair = (centers == nbrs) & ~shifts.any(axis=1)
+        if (dists[~self_pair] < MIN_DISTANCE).any():
+            bad = np.flatnonzero(~self_pair & (dists < MIN_DISTANCE))[0]
+            raise ValueError(
+                f"atoms {centers[bad]} and {nbrs[bad]} overlap (distance {dists[bad]:.3g} Å < {MIN_DISTANCE} Å)"
+            )
+        return centers, nbrs, shifts, dists, self_pair
+
     def neighbors(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Neighbour list of one validated structure.
 
@@ -337,25 +361,26 @@ class CrystalGraphConverter:
         distances : numpy.ndarray of float64
             Distances in Å, sorted ascending within each centre.
         """
-        from pymatgen.optimization.neighbors import find_points_in_spheres
-
         search_cell, pbc = _search_cell(atoms)
-        pos = np.ascontiguousarray(atoms.positions, dtype=float)
-        centers, nbrs, shifts, dists = find_points_in_spheres(
-            pos, pos, self.cutoff, pbc.astype(np.int64), search_cell, 1e-8
-        )
-        centers = centers.astype(np.int64)
-        nbrs = nbrs.astype(np.int64)
-        shifts = np.asarray(shifts, dtype=float).reshape(-1, 3)
-        self_pair = (centers == nbrs) & ~shifts.any(axis=1)
-        if (dists[~self_pair] < MIN_DISTANCE).any():
-            bad = np.flatnonzero(~self_pair & (dists < MIN_DISTANCE))[0]
-            raise ValueError(
-                f"atoms {centers[bad]} and {nbrs[bad]} overlap (distance {dists[bad]:.3g} Å < {MIN_DISTANCE} Å)"
-            )
+        k = self.max_neighbors
+        margin = 1.5 * self.smooth_width if self.settings.smooth else TIE_TOLERANCE
+        radius = self.cutoff if k is None else min(self.cutoff, FIRST_SEARCH_RADIUS)
+        centers, nbrs, shifts, dists, self_pair = self._search(atoms, search_cell, pbc, radius)
+        if radius < self.cutoff:
+            # the short search has every edge the selection can keep iff each atom has k neighbours in it and its
+            # k-th distance + margin (the farthest edge kept) lies inside it
+            d = dists[~self_pair]
+            c = centers[~self_pair]
+            counts = np.bincount(c, minlength=len(atoms))
+            ok = bool(counts.min() >= k)
+            if ok:
+                order = np.lexsort((d, c))
+                starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+                ok = float(d[order[starts + k - 1]].max()) + margin + 1e-6 < radius
+            if not ok:
+                centers, nbrs, shifts, dists, self_pair = self._search(atoms, search_cell, pbc, self.cutoff)
         keep = ~self_pair
         centers, nbrs, shifts, dists = centers[keep], nbrs[keep], shifts[keep], dists[keep]
-        k = self.max_neighbors
         if self.settings.smooth and len(centers):
             width = self.smooth_width
             # Every edge that can have a weight > 0 (d < s_i + δ with s_i < d_k + δ/2, inside the cutoff) is kept; the

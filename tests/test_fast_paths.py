@@ -98,3 +98,40 @@ def test_knn_prefilter_keeps_exactly_the_selection(k):
         np.testing.assert_array_equal(n, full_n[keep])
         np.testing.assert_array_equal(s, full_s[keep])
         np.testing.assert_array_equal(d, full_d[keep])
+
+
+@pytest.mark.parametrize("smooth_width", [None, 0.25])
+def test_short_first_search_gives_the_edges_of_the_cutoff_search(monkeypatch, mp_structures, smooth_width):
+    """The k-nearest graph searches FIRST_SEARCH_RADIUS first and repeats at the cutoff only when an atom lacks k
+    neighbours in it or could keep an edge beyond it: the edges (and their order) must equal a search at the cutoff,
+    for structures that take either path (dense MP crystals; a molecule, a sparse gas, a long-range 13th neighbour).
+    Fails if the acceptance test ignores the margin (the smooth graph's 1.5 δ) or the atoms with fewer than k."""
+    from ase import Atoms
+
+    from ase_negnn import graph as G
+
+    rng = np.random.default_rng(5)
+    rattled = bulk("Si", "diamond", a=5.43).repeat(2)
+    rattled.positions += rng.normal(scale=0.02, size=rattled.positions.shape)
+    sparse = Atoms("Ar2", positions=[[0, 0, 0], [2.5, 0, 0]], cell=[12, 12, 12], pbc=True)
+    # body-centred orthorhombic: 8 neighbours at 4.69 Å, 2 + 2 at 5.30 / 5.35 (the 12th inside 5.5 Å) and 2 at 5.60,
+    # which the smooth graph keeps (within 1.5 δ of the 12th): only the margin sends it to the cutoff search
+    big_cell = Atoms("Fe2", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[5.3, 5.35, 5.6], pbc=True)
+    structures = list(mp_structures) + [rattled, Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]),
+                                        sparse, big_cell]
+    converter = CrystalGraphConverter(smooth_width=smooth_width)
+    calls = []
+    search = CrystalGraphConverter._search
+
+    def counted(atoms, cell, pbc, radius):
+        calls.append(radius)
+        return search(atoms, cell, pbc, radius)
+
+    monkeypatch.setattr(CrystalGraphConverter, "_search", staticmethod(counted))
+    short = [converter.neighbors(a) for a in structures]
+    n_fallback = sum(r == converter.cutoff for r in calls)
+    assert 0 < n_fallback < len(structures) and len(calls) == len(structures) + n_fallback
+    monkeypatch.setattr(G, "FIRST_SEARCH_RADIUS", 100.0)
+    for atoms, got in zip(structures, short):
+        for a, b in zip(got, converter.neighbors(atoms)):
+            np.testing.assert_array_equal(a, b)
