@@ -397,6 +397,62 @@ def predict(model, input_path, out, batch_size, device, no_progress):
     click.echo(f"wrote predictions of {net.target} for {len(images)} structure(s) to {out}")
 
 
+@cli.command("select")
+@click.argument("model")
+@click.argument("input_path", metavar="CANDIDATES", type=click.Path(exists=True, path_type=Path))
+@click.option("-n", "n", type=click.IntRange(min=1), required=True, help="How many structures to pick.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="CSV of the picks, best first: pick, index (in CANDIDATES), id, prediction and its std.")
+@click.option("--structures-out", type=click.Path(path_type=Path), default=None,
+              help="Also write the picked structures (extxyz), to label and add to the training data.")
+@click.option("--no-progress", is_flag=True, help="Disable the progress bar.")
+def select_cmd(model, input_path, n, out, structures_out, no_progress):
+    """Pick N of CANDIDATES to label next for the kernel model MODEL (active learning).
+
+    \b
+    Greedy integrated variance reduction: each pick is the candidate whose label would most reduce the model's
+    expected error summed over all candidates, given the training data and the picks before it. It prefers
+    structures that stand for many others over isolated outliers, and spreads a batch out (at most 5,000
+    candidates: narrow larger sets with screen --rank PROP:std first).
+    Loop: train --method krr on what you have, select, label the picks, add them, train again.
+    Example:
+      ase-negnn train --data labelled.extxyz --target band_gap --method krr --units eV --out runs/gap-krr
+      ase-negnn select runs/gap-krr/model candidates.extxyz -n 50 --out picks.csv --structures-out next.extxyz
+    """
+    import csv
+
+    import ase.io
+
+    from .io import atomic_open, structure_ids
+    from .models import load_model
+    from .readers import read_structures
+
+    if out.suffix.lower() != ".csv":
+        raise click.BadParameter(f"--out must end in .csv, got {out.name!r}", param_hint="--out")
+    try:
+        net = load_model(model)
+        if not hasattr(net, "select"):
+            raise ValueError(f"select needs a kernel model (train --method krr): {model} is a {type(net).__name__}, "
+                             "whose predictions carry no posterior covariance to select by")
+        images = read_structures(input_path)
+        Xs = net.features(images, progress=not no_progress)
+        picks = net.select_features(Xs, n)
+        mean, std = net.predict_features(Xs[picks])
+    except (FileNotFoundError, ValueError, TypeError) as ex:
+        raise click.ClickException(str(ex)) from ex
+    ids = structure_ids(images)
+    with atomic_open(out, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["pick", "index", "id", net.target, f"{net.target}_std"])
+        for k, (i, m, sd) in enumerate(zip(picks, mean, std), start=1):
+            w.writerow([k, int(i), ids[i], f"{m:.6g}", f"{sd:.6g}"])
+    if structures_out is not None:
+        with atomic_open(structures_out, "w") as fh:
+            ase.io.write(fh, [images[i] for i in picks], format="extxyz")
+    click.echo(f"picked {len(picks)} of {len(images)} candidate(s) for {net.target} -> {out}"
+               + (f" and {structures_out}" if structures_out else ""))
+
+
 def _model_list(value: str | None) -> list[str]:
     return [m.strip() for m in value.split(",") if m.strip()] if value else []
 

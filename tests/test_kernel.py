@@ -133,6 +133,42 @@ def test_heavy_tailed_errors_get_conformal_intervals(random_encoder, tmp_path):
     assert load_model(tmp_path / "m").interval_multiplier(0.68) == pytest.approx(0.994458, rel=1e-5)
 
 
+def test_selection_reduces_the_pool_variance_most_and_prefers_the_crowd(random_encoder):
+    """KernelModel.select_features: each greedy pick is the candidate whose label (noise α) minimises the scale-weighted
+    posterior variance summed over the pool, checked by refitting the Gaussian process with that candidate added for
+    every candidate; of a far cluster and far outliers (all at the prior std: the std cannot tell them apart), the
+    cluster is picked first, then the outliers rather than a third cluster point; too large a pool or n < 1 is
+    refused."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 2))
+    y = np.sin(X[:, 0]) + 0.1 * rng.normal(size=30)
+    model, _ = K.fit_kernel_model(X, y, random_encoder, "y", kernels=("rbf",), gammas=[0.3], alphas=[1e-2])
+    pool = np.concatenate([rng.normal(loc=[-7.0, -7.0], scale=0.3, size=(40, 2)), rng.uniform(7, 12, size=(4, 2))])
+    Xs = (pool - model.feature_mean.numpy()) / model.feature_scale.numpy()
+    _, std = model.predict_features(Xs)
+    assert np.ptp(std) < 1e-6 * std.max()
+    picks = model.select_features(Xs, 4)
+    assert picks[0] < 40 and (picks[2:] >= 40).all() and len(set(picks.tolist())) == 4, picks
+    B, a = model.basis.numpy(), model.alpha
+    w = np.maximum(K.kernel_matrix(Xs, B, model.kernel, model.gamma) @ model.scale_coef.numpy()
+                   + float(model.scale_mean), float(model.scale_floor)) ** 2
+
+    def pool_variance(extra):  # Σ_j w_j Var[f(x_j) | basis + extra], noise α on every observation
+        T = np.concatenate([B, Xs[extra]]) if len(extra) else B
+        KpT = K.kernel_matrix(Xs, T, model.kernel, model.gamma)
+        Kinv = np.linalg.inv(K.kernel_matrix(T, None, model.kernel, model.gamma) + a * np.eye(len(T)))
+        return float(w @ (1.0 - np.einsum("ij,jk,ik->i", KpT, Kinv, KpT)))
+
+    for step in range(2):
+        before = list(picks[:step])
+        brute = [pool_variance(before + [c]) if c not in before else np.inf for c in range(len(Xs))]
+        assert picks[step] == int(np.argmin(brute)), (step, picks)
+    with pytest.raises(ValueError, match="max_pool"):
+        model.select_features(Xs, 2, max_pool=10)
+    with pytest.raises(ValueError, match=">= 1"):
+        model.select_features(Xs, 0)
+
+
 def test_layer_weights_drop_a_noise_layer_and_lower_the_loo_error():
     """Three 'layers' of 4 columns: the label depends on the first only. Equal weights let the two noise blocks
     dominate the distance; the leave-one-out descent must turn at least one of them off and leave one out better."""
@@ -266,6 +302,35 @@ def test_cli_train_krr_then_predict_writes_std_column(tmp_path):
     with open(tmp_path / "p.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 40 and all(float(r["band_gap_std"]) > 0 for r in rows)
+
+
+def test_cli_select_writes_the_models_picks_and_refuses_a_negnn(krr_dir, mp_structures, tmp_path):
+    """ase-negnn select: the CSV lists KernelModel.select's picks in order with the model's predictions, the picked
+    structures are written for labelling; a NEGNN (no posterior covariance) and a non-CSV output are refused by name,
+    leaving no file."""
+    import ase.io
+
+    from ase_negnn.cli import cli
+    from ase_negnn.models import load_model
+
+    out, _ = krr_dir
+    runner = CliRunner()
+    res = runner.invoke(cli, ["select", str(out / "model"), str(MP_SMALL), "-n", "5", "--out", str(tmp_path / "p.csv"),
+                              "--structures-out", str(tmp_path / "next.extxyz"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    model = load_model(out / "model")
+    expected = model.select(mp_structures, 5)
+    with open(tmp_path / "p.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["index"]) for r in rows] == expected.tolist() and [r["pick"] for r in rows] == list("12345")
+    pred = model.predict([mp_structures[i] for i in expected])
+    assert [float(r["band_gap_std"]) for r in rows] == pytest.approx([p["band_gap_std"] for p in pred], rel=1e-5)
+    picked = ase.io.read(tmp_path / "next.extxyz", ":")
+    assert [a.get_chemical_formula() for a in picked] == [mp_structures[i].get_chemical_formula() for i in expected]
+    res = runner.invoke(cli, ["select", "mp-gap", str(MP_SMALL), "-n", "2", "--out", str(tmp_path / "q.csv")])
+    assert res.exit_code == 1 and "kernel model" in res.output and not (tmp_path / "q.csv").exists()
+    res = runner.invoke(cli, ["select", str(out / "model"), str(MP_SMALL), "-n", "2", "--out", str(tmp_path / "q.db")])
+    assert res.exit_code == 2 and "--out" in res.output
 
 
 def test_cli_krr_refuses_negnn_options(tmp_path):
