@@ -124,6 +124,11 @@ def _search_cell(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(
                 f"periodic direction {axis} has a zero-length cell vector; set a cell or pbc=False there"
             )
+    if pbc.all():
+        # full rank for sure (smallest singular value ≥ |det| / ‖cell‖_F² > 1e-8) without an SVD: the common case
+        array = np.ascontiguousarray(cell.array, dtype=float)
+        if abs(np.linalg.det(array)) > 1e-8 * float((array * array).sum()):
+            return array, pbc
     if pbc.any():
         periodic = cell.array[pbc]
         if np.linalg.matrix_rank(periodic, tol=1e-8) < pbc.sum():
