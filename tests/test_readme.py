@@ -48,7 +48,7 @@ def test_shell_blocks_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for line in commands:
         args = shlex.split(line)[1:]
-        if "--no-progress" not in args and args[0] in ("train", "predict", "screen", "embed"):
+        if "--no-progress" not in args and args[0] in ("train", "predict", "screen", "embed", "select"):
             args.append("--no-progress")
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, f"{line}\n{result.output}"
