@@ -12,9 +12,10 @@ Two graphs are offered (``GraphSettings.smooth_width``):
   atom ``i`` gets the weight ``w_ij = 1 − S((d_ij − s_i)/δ)`` with ``S`` the C² smoothstep and ``s_i`` a *soft* k-th
   neighbour distance, the root of ``Σ_j S((s − d_ij)/δ + ½) = k − ½`` (a smooth count of the neighbours closer than
   ``s``). ``s_i`` is a C¹ function of all the distances (implicit function theorem: the count is strictly increasing
-  at its non-integer root), so the weights, and every message multiplied by them, are C¹ in positions and cell. Only
-  edges with ``w > 0`` (``d < s + δ``) are stored. On an ideal crystal it keeps the same shells as the hard graph
-  (all weight 1), e.g. 16 neighbours in diamond Si, 12 in fcc, 14 in bcc.
+  at its non-integer root), so the weights, and every message multiplied by them, are C¹ in positions and cell. The
+  converter stores every edge that can have ``w > 0`` (``d < d_k + 1.5 δ``, ``d_k`` the k-th distance); the encoder
+  solves ``s_i`` per batch, and the few stored edges beyond ``s_i + δ`` get weight exactly 0. On an ideal crystal it
+  keeps the same shells as the hard graph (all weight 1), e.g. 16 neighbours in diamond Si, 12 in fcc, 14 in bcc.
 * **hard** (``smooth_width=None``): the paper's CGCNN graph, the 12 nearest neighbours plus those tied with the 12th
   within ``TIE_TOLERANCE``. Discontinuous (a 1e-4 Å rattle breaks the ties); kept for the authors' checkpoints, the
   paper reproduction and encoders saved before v2.
@@ -51,7 +52,7 @@ SMOOTH_WIDTH = 0.25
 #: Smooth envelope of the last ``CUTOFF_TAPER`` Å before the cutoff (sparse structures whose k-th neighbour is far).
 CUTOFF_TAPER = 1.0
 #: Radius (Å) of the first neighbour search of a k-nearest graph: enough when every atom has k neighbours within it and
-#: the farthest edge the graph can keep lies inside it (98.6 % of mp36k structures at 5.5 Å); else the search is
+#: the farthest edge the graph can keep lies inside it (98.6 % of 500 mp36k structures at 5.5 Å); else the search is
 #: repeated at the cutoff. Same edges either way, ~3× fewer candidate pairs than an 8 Å search.
 FIRST_SEARCH_RADIUS = 5.5
 # Bisection steps of the soft k-th distance: the bracket (≤ 9 Å) shrinks to ~1e-11 Å.
