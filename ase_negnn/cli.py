@@ -224,6 +224,11 @@ def install_cmd(source, name, package):
 @click.option("--encoder-lr-scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Learning-rate multiplier of the fine-tuned pretrained encoder (e.g. 0.1: it moves 10x slower than "
                    "the new layers); 1 = one rate for all.")
+@click.option("--init-from", default=None, metavar="MODEL",
+              help="Start from a trained NEGNN (bundled name such as mp-eform, or model directory): its architecture "
+                   "and weights, trained further or fine-tuned on a new target of the same task.")
+@click.option("--loss", type=click.Choice(["mse", "l1"]), default="mse", show_default=True,
+              help="Graph/site loss on the standardised target: squared or absolute error.")
 @click.option("--energy-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Potential loss weight of the energy per atom (eV/atom)².")
 @click.option("--force-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
@@ -248,7 +253,7 @@ def install_cmd(source, name, package):
 @click.pass_context
 def train_cmd(ctx, data, target, task, method, ensemble, labels_csv, id_column, out, split, seed, max_epochs, early_stopping, from_scratch,
               encoder, layers, freeze_encoder, fine_tune, n_conv, width, pooling, cutoff, nonnegative, units, batch_size, lr, encoder_lr_scale,
-              energy_weight, force_weight, stress_weight, max_train, allow_missing_sites, test_data, resume, cache_dir, accelerator, devices, strategy, num_nodes, layer_weights, no_progress):
+              init_from, loss, energy_weight, force_weight, stress_weight, max_train, allow_missing_sites, test_data, resume, cache_dir, accelerator, devices, strategy, num_nodes, layer_weights, no_progress):
     """Train a NEGNN (default) or an SSMR kernel model (--method krr) on labelled structures; writes the model and
     its test MAE/RMSE/R².
 
@@ -290,7 +295,7 @@ def train_cmd(ctx, data, target, task, method, ensemble, labels_csv, id_column, 
                    energy_weight=energy_weight, force_weight=force_weight, stress_weight=stress_weight,
                    max_train=max_train, allow_missing_sites=allow_missing_sites, test_data=test_data, resume=resume, cache_dir=cache_dir, accelerator=accelerator,
                    devices=_devices(devices), strategy=strategy, num_nodes=num_nodes, progress=not no_progress,
-                   nonnegative=nonnegative, encoder_lr_scale=encoder_lr_scale)
+                   nonnegative=nonnegative, encoder_lr_scale=encoder_lr_scale, init_from=init_from, loss=loss)
     except (FileNotFoundError, FileExistsError, ValueError) as ex:
         raise click.ClickException(str(ex)) from ex
     if not card:  # a DDP worker process: rank 0 reports
@@ -304,7 +309,7 @@ def train_cmd(ctx, data, target, task, method, ensemble, labels_csv, id_column, 
 
 #: train options that only a NEGNN uses (refused with --method krr rather than silently ignored)
 _NEGNN_ONLY = ("max_epochs", "early_stopping", "from_scratch", "freeze_encoder", "fine_tune", "n_conv", "width",
-               "cutoff", "nonnegative", "batch_size", "lr", "encoder_lr_scale", "energy_weight", "force_weight", "stress_weight",
+               "cutoff", "nonnegative", "batch_size", "lr", "encoder_lr_scale", "init_from", "loss", "energy_weight", "force_weight", "stress_weight",
                "max_train", "allow_missing_sites", "resume", "cache_dir", "accelerator", "devices", "strategy",
                "num_nodes")
 

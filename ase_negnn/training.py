@@ -90,17 +90,28 @@ def _precompute_node_inputs(model: NEGNN, dataset: LabelledGraphs, batch_size: i
     return torch.cat(chunks)
 
 
+#: property-task losses of :class:`NEGNNModule` (``train(loss=...)``)
+LOSSES = ("mse", "l1")
+
+
 class NEGNNModule(L.LightningModule):
     """Lightning wrapper: losses, metrics and optimiser of a :class:`~ase_negnn.models.NEGNN`.
 
-    Property tasks minimise the MSE of the standardised target; potentials minimise
-    ``w_E·MSE(E/N) + w_F·MSE(F) + w_S·MSE(σ)`` in eV/atom, eV/Å and eV/Å³ (matgl's M3GNet defaults 1, 1, 0.1).
+    Property tasks minimise the MSE (``loss="mse"``) or the mean absolute error (``loss="l1"``, the metric itself) of
+    the standardised target; potentials minimise ``w_E·MSE(E/N) + w_F·MSE(F) + w_S·MSE(σ)`` in eV/atom, eV/Å and
+    eV/Å³ (matgl's M3GNet defaults 1, 1, 0.1).
     """
 
     def __init__(self, model: NEGNN, lr: float = 1e-3, max_epochs: int = 100, energy_weight: float = 1.0,
-                 force_weight: float = 1.0, stress_weight: float = 0.1, encoder_lr_scale: float = 1.0):
+                 force_weight: float = 1.0, stress_weight: float = 0.1, encoder_lr_scale: float = 1.0,
+                 loss: str = "mse"):
         super().__init__()
-        self.model = model
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if loss != "mse" and model.task == "potential":
+            raise ValueError(f"loss={loss!r} applies to graph and site tasks; potentials use the weighted MSE of "
+                             "energies, forces and stresses")
+        self.model, self.loss = model, loss
         self.lr, self.max_epochs = lr, max_epochs
         self.encoder_lr_scale = float(encoder_lr_scale)
         self.energy_weight, self.force_weight, self.stress_weight = energy_weight, force_weight, stress_weight
@@ -115,7 +126,8 @@ class NEGNNModule(L.LightningModule):
                 if not bool(known.any()):  # a batch of unlabelled atoms only: zero loss that keeps the graph
                     return pred.sum() * 0.0
                 pred, y = pred[known], y[known]
-            loss = torch.mean(((pred - y) / m.target_std) ** 2)
+            err = (pred - y) / m.target_std
+            loss = torch.mean(err**2) if self.loss == "mse" else torch.mean(torch.abs(err))
             self.log(f"{stage}_loss", loss, batch_size=n, prog_bar=stage == "train", sync_dist=True)
             self.log(f"{stage}_mae", torch.mean(torch.abs(pred - y)), batch_size=n, prog_bar=True, sync_dist=True)
             return loss
@@ -267,6 +279,8 @@ def train(
     init_seed: int | None = None,
     graph_memo: GraphMemo | None = None,
     encoder_lr_scale: float = 1.0,
+    init_from=None,
+    loss: str = "mse",
 ) -> dict:
     """Train a NEGNN and write the run to ``out``. Everything after ``target`` is keyword-only.
 
@@ -309,6 +323,15 @@ def train(
         1 the encoder moves slower than the new layers, as is usual when fine-tuning on little data. 1 = one rate
         for every parameter (the default; how the bundled models were trained). Ignored for frozen or from-scratch
         encoders.
+    init_from : str, path or NEGNN, optional
+        Start from a trained NEGNN (bundled name such as ``"mp-eform"``, model directory or instance) instead of
+        the pretrained encoder alone: its architecture, encoder and weights. Train it further on its own data (a new
+        learning-rate cycle), or fine-tune it on another target of the same task (transfer learning); the target
+        standardisation is recomputed from this run's training labels. The architecture options (``encoder``,
+        ``layers``, ``n_conv``, ``width``, ``pooling``, ``cutoff``, ``nonnegative``, ``from_scratch``) then come from
+        the model: setting one to another value is an error.
+    loss : {"mse", "l1"}
+        Graph and site tasks: mean squared (the default) or mean absolute error of the standardised target.
     accelerator, devices, strategy, num_nodes
         Passed to ``lightning.Trainer``: several GPUs or nodes (or CPU processes) use Lightning DDP unchanged
         (``devices=2, strategy="ddp"``); rank 0 alone evaluates and writes, the other ranks return ``{}``.
@@ -327,15 +350,25 @@ def train(
         raise ValueError(f"max_epochs and batch_size must be >= 1, got {max_epochs} and {batch_size}")
     if not encoder_lr_scale > 0:
         raise ValueError(f"encoder_lr_scale must be > 0 (a multiplier of lr), got {encoder_lr_scale!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if loss != "mse" and task == "potential":
+        raise ValueError(f"loss={loss!r} applies to graph and site tasks; potentials use the weighted MSE of "
+                         "energies, forces and stresses")
+    model_args = dict(encoder=encoder, task=task, target=target, units=units, layers=layers,
+                      freeze_encoder=freeze_encoder, from_scratch=from_scratch, n_conv=n_conv, width=width,
+                      pooling=pooling, cutoff=cutoff, nonnegative=nonnegative)
+    start = None
+    if init_from is not None:
+        start = _init_source(init_from)
+        _check_init_from(start, model_args)
     t0 = time.perf_counter()
     run = _prepare(data, target, task, split, seed, test_data, labels_csv, id_column, allow_missing_sites, max_train,
-                   cache_dir, progress, batch_size, init_seed, graph_memo,
-                   dict(encoder=encoder, task=task, target=target, units=units, layers=layers,
-                        freeze_encoder=freeze_encoder, from_scratch=from_scratch, n_conv=n_conv, width=width,
-                        pooling=pooling, cutoff=cutoff, nonnegative=nonnegative))
+                   cache_dir, progress, batch_size, init_seed, graph_memo, model_args, start)
     t_prep = time.perf_counter() - t0
     module = NEGNNModule(run.model, lr=lr, max_epochs=max_epochs, energy_weight=energy_weight,
-                         force_weight=force_weight, stress_weight=stress_weight, encoder_lr_scale=encoder_lr_scale)
+                         force_weight=force_weight, stress_weight=stress_weight, encoder_lr_scale=encoder_lr_scale,
+                         loss=loss)
     t1 = time.perf_counter()
     trainer, best = _fit(module, run, out, last if resume else None, max_epochs, early_stopping, batch_size,
                          num_workers, seed, progress, dict(accelerator=accelerator, devices=devices, strategy=strategy,
@@ -367,6 +400,8 @@ def train(
         "n_test": len(run.test_idx),
         "from_scratch": from_scratch,
         "encoder": str(encoder) if not from_scratch else "random init",
+        "init_from": None if init_from is None else str(init_from) if isinstance(init_from, (str, Path)) else "a NEGNN",
+        "loss": loss,
         "model": {k: v for k, v in model._init_args.items() if k != "encoder"},
         "graph": model.graph_converter().settings.todict(),
         "batch_size": batch_size,
@@ -403,7 +438,7 @@ class _Run:
 
 
 def _prepare(data, target, task, split, seed, test_data, labels_csv, id_column, allow_missing_sites, max_train,
-             cache_dir, progress, batch_size, init_seed, graph_memo, model_args: dict) -> _Run:
+             cache_dir, progress, batch_size, init_seed, graph_memo, model_args: dict, start: NEGNN | None = None) -> _Run:
     """Read and check the structures and labels, build the model and the graphs, split, normalise."""
     with_test = test_data is None
     parse_split(split, with_test)
@@ -414,7 +449,7 @@ def _prepare(data, target, task, split, seed, test_data, labels_csv, id_column, 
     labels = extract_labels(images, target, task, labels_csv, id_column, allow_missing_sites)
     split_three(n_main, split, seed, with_test)  # fail on an empty split before building anything
     L.seed_everything(seed if init_seed is None else init_seed, workers=True, verbose=False)
-    model = NEGNN(**model_args)
+    model = NEGNN(**model_args) if start is None else _model_from(start, model_args)
     converter = model.graph_converter()
     if isinstance(data, (str, Path)) and with_test:
         graphs = load_graph_dataset(data, converter, cache_dir, progress=progress, images=images)
@@ -443,6 +478,48 @@ def _prepare(data, target, task, split, seed, test_data, labels_csv, id_column, 
     if model.freeze_encoder and task != "potential":
         dataset.node_inputs = _precompute_node_inputs(model, dataset, max(batch_size, 64), progress)
     return _Run(images, labels, dataset, rows, structure_ids(images), model, train_idx, val_idx, test_idx)
+
+
+#: NEGNN settings that ``init_from`` takes from the trained model, with train()'s defaults
+_ARCHITECTURE = {"encoder": "default", "layers": None, "n_conv": 3, "width": 64, "pooling": "mean", "cutoff": None,
+                 "nonnegative": False, "from_scratch": False}
+
+
+def _init_source(init_from) -> NEGNN:
+    from .models import load_model
+
+    src = load_model(init_from)
+    if not isinstance(src, NEGNN):
+        raise ValueError(f"init_from must be a trained NEGNN, got a {type(src).__name__} ({init_from})")
+    return src
+
+
+def _check_init_from(src: NEGNN, model_args: dict) -> None:
+    """Refuse options that contradict the model training starts from (never silently ignored)."""
+    from .descriptor import parse_layers
+
+    if src.task != model_args["task"]:
+        raise ValueError(f"init_from is a {src.task}-task model; this run has task={model_args['task']!r}")
+    for key, default in _ARCHITECTURE.items():
+        value = model_args[key]
+        if value is None or value == default:
+            continue
+        if key in ("encoder", "from_scratch"):
+            raise ValueError(f"init_from brings its own encoder: {key}={value!r} cannot be combined with it")
+        ours = parse_layers(value, src.encoder.n_layers) if key == "layers" else value
+        if src._init_args.get(key) != ours:
+            raise ValueError(f"init_from sets the architecture: {key}={value!r} conflicts with the model's "
+                             f"{src._init_args.get(key)!r}; leave {key} at its default")
+
+
+def _model_from(src: NEGNN, model_args: dict) -> NEGNN:
+    """A new NEGNN with the architecture and weights of the trained ``src`` and this run's target and units."""
+    args = {**src._init_args, "target": model_args["target"], "units": model_args["units"]}
+    if not src.from_scratch:
+        args["freeze_encoder"] = bool(model_args["freeze_encoder"])
+    model = NEGNN(**args)
+    model.load_state_dict(src.state_dict())
+    return model
 
 
 def _fit(module, run: _Run, out: Path, ckpt, max_epochs, early_stopping, batch_size, num_workers, seed, progress,

@@ -381,3 +381,57 @@ def test_encoder_lr_scale_gives_the_pretrained_encoder_its_own_rate(encoder_dir)
 def test_encoder_lr_scale_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="encoder_lr_scale must be > 0"):
         train(MP_SMALL, "band_gap", out=tmp_path / "r", encoder_lr_scale=0.0, **FAST)
+
+
+def test_init_from_starts_from_the_trained_weights_on_a_new_target(graph_run, tmp_path, mp_structures):
+    """A run started from a trained model begins at its weights (same architecture, same predictions before the first
+    step once the target standardisation is the same), takes this run's target and records where it started."""
+    import torch
+
+    from ase_negnn.training import NEGNNModule, _init_source, _model_from
+
+    out, _ = graph_run
+    src = load_model(out / "model")
+    args = dict(task="graph", target="band_gap_copy", units="eV", freeze_encoder=False)
+    model = _model_from(_init_source(out / "model"), args)
+    assert (model.target, len(model.convs)) == ("band_gap_copy", len(src.convs))
+    for (k, a), (k2, b) in zip(src.state_dict().items(), model.state_dict().items()):
+        assert k == k2 and torch.equal(a, b), k
+    with torch.no_grad():
+        np.testing.assert_allclose([p["band_gap_copy"] for p in model.eval().predict(mp_structures[:3])],
+                                   [p["band_gap"] for p in src.predict(mp_structures[:3])], atol=1e-6)
+    # one more run of the same target from the trained model: recorded in the card, with the L1 loss
+    card = train(MP_SMALL, "band_gap", out=tmp_path / "more", init_from=str(out / "model"), loss="l1",
+                 **{**{k: v for k, v in FAST.items() if k not in ("n_conv", "width")}, "max_epochs": 1})
+    assert (card["init_from"], card["loss"], card["model"]["n_conv"], card["model"]["width"]) == (
+        str(out / "model"), "l1", 1, 16)
+    # the L1 loss is the mean absolute standardised error
+    module = NEGNNModule(model, loss="l1")
+    module.log = lambda *a, **k: None
+    from torch_geometric.data import Batch
+
+    from ase_negnn.data import build_graphs
+
+    g = build_graphs(mp_structures[:4], model.graph_converter(), False)
+    batch = Batch.from_data_list([g[i] for i in range(4)])
+    batch.y = torch.tensor([a.info["band_gap"] for a in mp_structures[:4]], dtype=torch.float32)
+    with torch.no_grad():
+        pred = model(batch)["y"]
+        expect = torch.mean(torch.abs(pred - batch.y) / model.target_std)
+        assert float(module._step(batch, "train")) == pytest.approx(float(expect), rel=1e-5)
+
+
+def test_init_from_refuses_contradicting_settings(graph_run, tmp_path, encoder_dir):
+    out, _ = graph_run
+    with pytest.raises(ValueError, match="width=32 conflicts with the model's 16"):
+        train(MP_SMALL, "band_gap", out=tmp_path / "a", init_from=str(out / "model"), width=32, n_conv=1)
+    with pytest.raises(ValueError, match="brings its own encoder"):
+        train(MP_SMALL, "band_gap", out=tmp_path / "b", init_from=str(out / "model"), from_scratch=True, n_conv=1,
+              width=16)
+    with pytest.raises(ValueError, match="graph-task model; this run has task='site'"):
+        train(MP_SMALL, "magmom", task="site", out=tmp_path / "c", init_from=str(out / "model"), n_conv=1, width=16)
+    with pytest.raises(ValueError, match="loss='l1' applies to graph and site tasks"):
+        train(SI_SMALL, "energy", task="potential", out=tmp_path / "d", loss="l1", encoder=str(encoder_dir))
+    result = CliRunner().invoke(cli, ["train", "--data", str(MP_SMALL), "--target", "band_gap", "--method", "krr",
+                                      "--init-from", str(out / "model"), "--out", str(tmp_path / "e")])
+    assert result.exit_code != 0 and "--init-from" in result.output
