@@ -435,3 +435,13 @@ def test_init_from_refuses_contradicting_settings(graph_run, tmp_path, encoder_d
     result = CliRunner().invoke(cli, ["train", "--data", str(MP_SMALL), "--target", "band_gap", "--method", "krr",
                                       "--init-from", str(out / "model"), "--out", str(tmp_path / "e")])
     assert result.exit_code != 0 and "--init-from" in result.output
+
+
+def test_cli_init_from_and_loss_reach_the_run(graph_run, tmp_path):
+    out, _ = graph_run
+    result = CliRunner().invoke(cli, ["train", "--data", str(MP_SMALL), "--target", "band_gap", "--init-from",
+                                      str(out / "model"), "--loss", "l1", "--max-epochs", "1", "--batch-size", "16",
+                                      "--no-progress", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    assert (card["init_from"], card["loss"], card["model"]["width"]) == (str(out / "model"), "l1", 16)
