@@ -401,6 +401,7 @@ def train(
         "from_scratch": from_scratch,
         "encoder": str(encoder) if not from_scratch else "random init",
         "init_from": None if init_from is None else str(init_from) if isinstance(init_from, (str, Path)) else "a NEGNN",
+        "init_from_run": _source_summary(init_from),
         "loss": loss,
         "model": {k: v for k, v in model._init_args.items() if k != "encoder"},
         "graph": model.graph_converter().settings.todict(),
@@ -492,6 +493,23 @@ def _init_source(init_from) -> NEGNN:
     if not isinstance(src, NEGNN):
         raise ValueError(f"init_from must be a trained NEGNN, got a {type(src).__name__} ({init_from})")
     return src
+
+
+#: what a run card keeps of the card of the model it started from (``init_from_run``; nested when that one started
+#: from another)
+_SOURCE_KEYS = ("target", "data", "seed", "n_train", "lr", "loss", "max_epochs", "epochs_run", "early_stopping_patience",
+                "init_from", "init_from_run", "validation_metrics", "test_metrics")
+
+
+def _source_summary(init_from) -> dict | None:
+    """The training history of the model a run started from, from its card (None without ``init_from`` or card)."""
+    if init_from is None or isinstance(init_from, NEGNN):
+        return None
+    from . import registry
+    from .models import _model_path
+
+    card = registry.card(_model_path(init_from))
+    return {k: card[k] for k in _SOURCE_KEYS if k in card} or None
 
 
 def _check_init_from(src: NEGNN, model_args: dict) -> None:

@@ -89,6 +89,13 @@ def main(argv=None):
         for algo, value in refs.items():
             row[f"matbench_{algo.split()[0].lower()}_mae"] = value
             row[f"ratio_ours_over_{algo.split()[0].lower()}"] = m["mae"] / value
+        stages = []  # a model trained from another (train --init-from): epochs and loss of each stage, first first
+        src = card.get("init_from_run")
+        while src:
+            stages.insert(0, f"{src.get('epochs_run', '?')} {src.get('loss', 'mse').upper()}")
+            src = src.get("init_from_run")
+        row["training_stages"] = " + ".join([*stages, f"{card['epochs_run']} {card.get('loss', 'mse').upper()}"])
+        epochs = f"{row['training_stages']} epochs" if stages else f"{row['epochs']} epochs"
         rows.append(row)
         lines.append(
             f"| {name} | {target} ({units}) | {card['n_train']:,} / {len(test):,} | {m['mae']:.4f} | {m['rmse']:.4f} | "
@@ -96,7 +103,7 @@ def main(argv=None):
             + (f"{row['n_negative_predictions']} (min {row['min_prediction']:.3g})" if "gap" in target else "— (signed)")
             + " | "
             f"{'frozen' if row['freeze_encoder'] else 'fine-tuned'}, {row['graph']} graph"
-            f"{', softplus output' if row['nonnegative_output'] else ''}, {row['epochs']} epochs | "
+            f"{', softplus output' if row['nonnegative_output'] else ''}, {epochs} | "
             + " | ".join(f"{v:.4f} ({m['mae'] / v:.2f}×)" for v in refs.values()) + f" | {bench} ({n_bench:,}) |")
         ax.scatter(y_true, y_pred, s=3, alpha=0.3, lw=0)
         lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))

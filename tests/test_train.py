@@ -405,6 +405,9 @@ def test_init_from_starts_from_the_trained_weights_on_a_new_target(graph_run, tm
                  **{**{k: v for k, v in FAST.items() if k not in ("n_conv", "width")}, "max_epochs": 1})
     assert (card["init_from"], card["loss"], card["model"]["n_conv"], card["model"]["width"]) == (
         str(out / "model"), "l1", 1, 16)
+    first = json.loads((out / "card.json").read_text())  # the history of the model it started from
+    assert card["init_from_run"]["epochs_run"] == first["epochs_run"] and card["init_from_run"]["loss"] == "mse"
+    assert card["init_from_run"]["validation_metrics"] == first["validation_metrics"]
     # the L1 loss is the mean absolute standardised error
     module = NEGNNModule(model, loss="l1")
     module.log = lambda *a, **k: None
