@@ -505,10 +505,9 @@ def _source_summary(init_from) -> dict | None:
     """The training history of the model a run started from, from its card (None without ``init_from`` or card)."""
     if init_from is None or isinstance(init_from, NEGNN):
         return None
-    from . import registry
-    from .models import _model_path
+    from .models import model_card
 
-    card = registry.card(_model_path(init_from))
+    card = model_card(init_from)
     return {k: card[k] for k in _SOURCE_KEYS if k in card} or None
 
 
