@@ -14,11 +14,22 @@ test MAEs of CGCNN and ALIGNN on ``matbench_mp_e_form`` (132,752 structures) and
 materialsproject/matbench ``docs_src/Leaderboards Per-Task/matbench_v0.1_matbench_mp_{e_form,gap}.md`` (commit
 936176db); they are never measured here.
 
+Band-gap models also get a metal / insulator table: MAE on the metals (DFT gap 0) and on the structures with a gap
+above 0.5 eV, the share of those insulators predicted below 0.1 eV (false metals), of metals predicted above 0.5 eV,
+and the metal / non-metal accuracy with 0.1 eV as the threshold.
+
+Earlier versions of a model can be scored beside the bundled ones on the same split: ``--models`` takes
+``LABEL=DIR`` entries too (e.g. the files of an older commit, ``git worktree add /tmp/old COMMIT``).
+
 Output: ``benchmarks/results/bundled_models.{csv,md,png}``.
 
 Command (from the repository root)::
 
     OMP_NUM_THREADS=1 python benchmarks/bundled_models.py --data ../shared/data
+    # with mp-gap before its L1 second cycle (the bundled file of commit b6d63ef):
+    git worktree add /tmp/gap8 b6d63ef
+    OMP_NUM_THREADS=1 python benchmarks/bundled_models.py --data ../shared/data \
+        --models "mp-eform,mp-gap,mp-gap after 8 MSE epochs=/tmp/gap8/ase_negnn/pretrained/mp-gap"
 """
 
 from __future__ import annotations
@@ -46,7 +57,8 @@ MATBENCH = {
 
 def main(argv=None):
     p = parser(__doc__, "data", "out")
-    p.add_argument("--models", default="mp-eform,mp-gap", help="bundled model names")
+    p.add_argument("--models", default="mp-eform,mp-gap",
+                   help="comma list of bundled model names or LABEL=DIR (a saved model directory shown as LABEL)")
     args = p.parse_args(argv)
 
     import ase.io
@@ -60,12 +72,13 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     images = ase.io.read(mp36k_path(args.data), ":")
-    names = [m for m in args.models.split(",") if m]
-    rows, lines = [], []
+    entries = [m.split("=", 1) if "=" in m else (m, m) for m in args.models.split(",") if m]
+    names = [label for label, _ in entries]
+    rows, lines, gap_lines = [], [], []
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.2), dpi=120, squeeze=False)
-    for ax, name in zip(axes[0], names):
-        card = model_card(name)
-        model = load_model(name)
+    for ax, (name, source) in zip(axes[0], entries):
+        card = model_card(source)
+        model = load_model(source)
         target, units = card["target"], card["units"]
         split = card["split"]
         train_idx, _, test_idx = split_three(len(images), split, card["seed"])
@@ -89,6 +102,16 @@ def main(argv=None):
         for algo, value in refs.items():
             row[f"matbench_{algo.split()[0].lower()}_mae"] = value
             row[f"ratio_ours_over_{algo.split()[0].lower()}"] = m["mae"] / value
+        if target == "band_gap":
+            met, ins = y_true == 0, y_true > 0.5
+            row.update(metal_mae=float(np.abs(y_pred - y_true)[met].mean()), insulator_mae=float(np.abs(y_pred - y_true)[ins].mean()),
+                       n_metals=int(met.sum()), n_insulators=int(ins.sum()),
+                       insulators_predicted_metal=float(np.mean(y_pred[ins] < 0.1)),
+                       metals_predicted_insulator=float(np.mean(y_pred[met] > 0.5)),
+                       metal_accuracy=float(np.mean((y_pred >= 0.1) == (y_true > 0))))
+            gap_lines.append(f"| {name} | {m['mae']:.4f} | {row['metal_mae']:.3f} | {row['insulator_mae']:.3f} | "
+                             f"{row['insulators_predicted_metal']:.3f} | {row['metals_predicted_insulator']:.3f} | "
+                             f"{row['metal_accuracy']:.3f} |")
         stages = []  # a model trained from another (train --init-from): epochs and loss of each stage, first first
         src = card.get("init_from_run")
         while src:
@@ -132,6 +155,11 @@ def main(argv=None):
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *lines,
         "",
+        *([f"Band gaps, metals (DFT gap 0) and insulators (gap > 0.5 eV) of the test set"
+           f" ({rows[-1]['n_metals']:,} / {rows[-1]['n_insulators']:,}); false metal: an insulator predicted below 0.1 eV; "
+           "accuracy: metal vs non-metal with 0.1 eV as the threshold", "",
+           "| model | MAE (eV) | metals: MAE | insulators: MAE | insulators predicted < 0.1 eV | metals predicted > 0.5 eV | "
+           "metal / non-metal accuracy |", "|---|---:|---:|---:|---:|---:|---:|", *gap_lines, ""] if gap_lines else []),
         "![parity](bundled_models.png)",
     ]
     write_markdown(out / "bundled_models.md", md)
