@@ -382,6 +382,7 @@ def train(
     model = module.model.cpu().eval()
     val_metrics, _ = evaluate(model, run.dataset, run.val_idx, batch_size)
     test_metrics, pairs = evaluate(model, run.dataset, run.test_idx, batch_size)
+    source = _source_summary(init_from)
     card = {
         "task": task,
         "target": target,
@@ -399,9 +400,11 @@ def train(
         "n_validation": len(run.val_idx),
         "n_test": len(run.test_idx),
         "from_scratch": from_scratch,
-        "encoder": str(encoder) if not from_scratch else "random init",
+        # with init_from the encoder comes from that model: its lineage, as the source's card gives it
+        "encoder": (((source or {}).get("encoder") or "from init_from") if init_from is not None
+                    else str(encoder) if not from_scratch else "random init"),
         "init_from": None if init_from is None else str(init_from) if isinstance(init_from, (str, Path)) else "a NEGNN",
-        "init_from_run": _source_summary(init_from),
+        "init_from_run": source,
         "loss": loss,
         "model": {k: v for k, v in model._init_args.items() if k != "encoder"},
         "graph": model.graph_converter().settings.todict(),
@@ -497,7 +500,7 @@ def _init_source(init_from) -> NEGNN:
 
 #: what a run card keeps of the card of the model it started from (``init_from_run``; nested when that one started
 #: from another)
-_SOURCE_KEYS = ("target", "data", "seed", "n_train", "lr", "loss", "max_epochs", "epochs_run", "early_stopping_patience",
+_SOURCE_KEYS = ("target", "data", "encoder", "seed", "n_train", "lr", "loss", "max_epochs", "epochs_run", "early_stopping_patience",
                 "init_from", "init_from_run", "validation_metrics", "test_metrics")
 
 

@@ -383,7 +383,7 @@ def test_encoder_lr_scale_must_be_positive(tmp_path):
         train(MP_SMALL, "band_gap", out=tmp_path / "r", encoder_lr_scale=0.0, **FAST)
 
 
-def test_init_from_starts_from_the_trained_weights_on_a_new_target(graph_run, tmp_path, mp_structures):
+def test_init_from_starts_from_the_trained_weights_on_a_new_target(graph_run, tmp_path, mp_structures, encoder_dir):
     """A run started from a trained model begins at its weights (same architecture, same predictions before the first
     step once the target standardisation is the same), takes this run's target and records where it started."""
     import torch
@@ -408,6 +408,7 @@ def test_init_from_starts_from_the_trained_weights_on_a_new_target(graph_run, tm
     first = json.loads((out / "card.json").read_text())  # the history of the model it started from
     assert card["init_from_run"]["epochs_run"] == first["epochs_run"] and card["init_from_run"]["loss"] == "mse"
     assert card["init_from_run"]["validation_metrics"] == first["validation_metrics"]
+    assert card["encoder"] == first["encoder"] == str(encoder_dir)  # the source's encoder, not this call's default
     # the L1 loss is the mean absolute standardised error
     module = NEGNNModule(model, loss="l1")
     module.log = lambda *a, **k: None
