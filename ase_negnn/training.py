@@ -94,6 +94,14 @@ def _precompute_node_inputs(model: NEGNN, dataset: LabelledGraphs, batch_size: i
 LOSSES = ("mse", "l1")
 
 
+def _check_loss(loss: str, task: str) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if loss != "mse" and task == "potential":
+        raise ValueError(f"loss={loss!r} applies to graph and site tasks; potentials use the weighted MSE of "
+                         "energies, forces and stresses")
+
+
 class NEGNNModule(L.LightningModule):
     """Lightning wrapper: losses, metrics and optimiser of a :class:`~ase_negnn.models.NEGNN`.
 
@@ -106,11 +114,7 @@ class NEGNNModule(L.LightningModule):
                  force_weight: float = 1.0, stress_weight: float = 0.1, encoder_lr_scale: float = 1.0,
                  loss: str = "mse"):
         super().__init__()
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        if loss != "mse" and model.task == "potential":
-            raise ValueError(f"loss={loss!r} applies to graph and site tasks; potentials use the weighted MSE of "
-                             "energies, forces and stresses")
+        _check_loss(loss, model.task)
         self.model, self.loss = model, loss
         self.lr, self.max_epochs = lr, max_epochs
         self.encoder_lr_scale = float(encoder_lr_scale)
@@ -350,11 +354,7 @@ def train(
         raise ValueError(f"max_epochs and batch_size must be >= 1, got {max_epochs} and {batch_size}")
     if not encoder_lr_scale > 0:
         raise ValueError(f"encoder_lr_scale must be > 0 (a multiplier of lr), got {encoder_lr_scale!r}")
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if loss != "mse" and task == "potential":
-        raise ValueError(f"loss={loss!r} applies to graph and site tasks; potentials use the weighted MSE of "
-                         "energies, forces and stresses")
+    _check_loss(loss, task)  # before any graph is built
     model_args = dict(encoder=encoder, task=task, target=target, units=units, layers=layers,
                       freeze_encoder=freeze_encoder, from_scratch=from_scratch, n_conv=n_conv, width=width,
                       pooling=pooling, cutoff=cutoff, nonnegative=nonnegative)
