@@ -156,7 +156,8 @@ def calibration(sets: dict, seeds: list[int], encoder, memo: Memo, log=print, la
             row = {"set": name, "seed": seed, "n_train": len(tr), "n_test": len(te), "test_mae": mae,
                    "benchmark_krr_mae": ref["test_mae"], "mae_ratio": mae / ref["test_mae"],
                    **{k: m[k] for k in ("coverage_68", "coverage_90", "spearman", "nll", "mean_std")},
-                   "loo_coverage_68": rep["loo_coverage_68"], "loo_coverage_90": rep["loo_coverage_90"],
+                   "calibration_coverage_68": rep["calibration_coverage_68"],
+                   "calibration_coverage_90": rep["calibration_coverage_90"],
                    "kernel": rep["kernel"], "gamma": rep["gamma"], "alpha": rep["alpha"], "fit_seconds": rep["fit_seconds"],
                    "curve": coverage_curve(mean, std, y[te], model.interval_multiplier)}
             if layer_weights == "loo":
