@@ -301,8 +301,9 @@ def report(args, argv, cal, al, ens, wall, units):
         "(layers 0-5, mean pooling" + ("; a weight per layer chosen by leave-one-out, `--layer-weights loo`, weights "
                                        "in the CSV" if args.layer_weights == "loo" else "") +
         "); std = s · a(x) · sqrt(GP posterior variance), a = kernel ridge of the leave-one-out "
-        "z-scores, s calibrated so that 90 % of the leave-one-out residuals fall in the 90 % interval; the 68 % / 90 % "
-        "intervals scored are the model's own, mean ± k · std with k the conformal quantile of the leave-one-out "
+        "z-scores, s calibrated so that 90 % of the cross-fitted training residuals (5 folds, each predicted by the "
+        "mean, variance and scale models refitted without it) fall in the 90 % interval; the 68 % / 90 % "
+        "intervals scored are the model's own, mean ± k · std with k the conformal quantile of the cross-fitted "
         "|residual| / std at that level (`KernelModel.interval_multiplier`)",
         f"- splits: 80/20 `train_test_split(random_state=seed)`, seeds {', '.join(map(str, args.seeds))} (the std's "
         "design was chosen on seed 0 of the four paper sets, which is not among them); values are means over seeds "
