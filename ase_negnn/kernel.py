@@ -299,6 +299,18 @@ def _scale_model(system: _System, z: np.ndarray) -> dict:
     return {"alpha": alpha, "mean": mean, "floor": floor, "coef": system.coef(t - mean, alpha)}
 
 
+def _noisy_variance(quadratic: np.ndarray, alpha: float) -> np.ndarray:
+    """Unit-scale predictive variance of a noisy label, ``1 + α - k*ᵀ(K + αI)⁻¹k*`` from its quadratic term, floored
+    at the noise ``α`` it can never go below (a near-interpolating fit leaves the difference below float64's
+    resolution; clipping at 0 gave a zero std)."""
+    return np.clip(1.0 + alpha - quadratic, alpha, None)
+
+
+def _scale_prediction(K: np.ndarray, coef: np.ndarray, mean: float, floor: float) -> np.ndarray:
+    """The scale model ``a(x) = max(k(x, basis) · coef + mean, floor)``."""
+    return np.maximum(K @ coef + mean, floor)
+
+
 def cross_fitted_scores(K: np.ndarray, y: np.ndarray, alpha: float, scale_alpha: float, Kmm: np.ndarray | None = None,
                         folds: int = CALIBRATION_FOLDS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold residuals and unscaled standard deviations ``a(x) · sqrt(v(x))`` for the calibration.
@@ -327,12 +339,12 @@ def cross_fitted_scores(K: np.ndarray, y: np.ndarray, alpha: float, scale_alpha:
         Kt = K[out] if Kmm is not None else K[np.ix_(out, keep)]
         if Kmm is None:
             Q = Kt @ (system.V / np.sqrt(system.lam + alpha))
-            var = 1.0 + alpha - np.einsum("ij,ij->i", Q, Q)
+            var = _noisy_variance(np.einsum("ij,ij->i", Q, Q), alpha)
         else:
-            var = 1.0 + alpha - np.einsum("ij,jk,ik->i", Kt, system.posterior(alpha), Kt)
-        a = np.maximum(Kt @ system.coef(t - mean, scale_alpha) + mean, SCALE_FLOOR * mean)
+            var = _noisy_variance(np.einsum("ij,jk,ik->i", Kt, system.posterior(alpha), Kt), alpha)
+        a = _scale_prediction(Kt, system.coef(t - mean, scale_alpha), mean, SCALE_FLOOR * mean)
         residuals[out] = y[out] - Kt @ system.coef(y[keep], alpha)
-        sigmas[out] = a * np.sqrt(np.clip(var, alpha, None))
+        sigmas[out] = a * np.sqrt(var)
     return residuals, sigmas
 
 
@@ -477,9 +489,11 @@ class KernelModel(MatGLModel):
         K = kernel_matrix(np.atleast_2d(Xs), self.basis.numpy(), self.kernel, self.gamma)
         mean = K @ self.coef.numpy() + float(self.target_mean)
         M = self._posterior_inverse() if self.approximation == "exact" else self.posterior.numpy()
-        var = 1.0 + self.alpha - np.einsum("ij,jk,ik->i", K, M, K)
-        a = np.maximum(K @ self.scale_coef.numpy() + float(self.scale_mean), float(self.scale_floor))
-        return mean, float(self.std_scale) * a * np.sqrt(np.clip(var, self.alpha, None))
+        var = _noisy_variance(np.einsum("ij,jk,ik->i", K, M, K), self.alpha)
+        return mean, float(self.std_scale) * self._scale(K) * np.sqrt(var)
+
+    def _scale(self, K: np.ndarray) -> np.ndarray:
+        return _scale_prediction(K, self.scale_coef.numpy(), float(self.scale_mean), float(self.scale_floor))
 
     def select_features(self, Xs: np.ndarray, n: int, max_pool: int = MAX_SELECTION_POOL) -> np.ndarray:
         """Indices of ``n`` rows of ``Xs`` (standardised features of unlabelled candidates) to label next, best first.
@@ -501,7 +515,7 @@ class KernelModel(MatGLModel):
         K = kernel_matrix(Xs, self.basis.numpy(), self.kernel, self.gamma)
         M = self._posterior_inverse() if self.approximation == "exact" else self.posterior.numpy()
         C = kernel_matrix(Xs, None, self.kernel, self.gamma) - K @ M @ K.T
-        w = np.maximum(K @ self.scale_coef.numpy() + float(self.scale_mean), float(self.scale_floor)) ** 2
+        w = self._scale(K) ** 2
         picked: list[int] = []
         for _ in range(min(n, P)):
             d = np.clip(np.diag(C), 0.0, None) + self.alpha
