@@ -25,7 +25,8 @@ split, up to ``--al-max`` labels. Target: an acquisition reaches random sampling
 on at least one of the two properties.
 
 NEGNN deep ensembles (``--ensemble-sets``; ``ase_negnn.ensemble.train_ensemble`` = ``train --ensemble``) are compared
-with the kernel model on one shared split (members need a validation split: ``split_three(n, "0.8,0.1,0.1", seed)``).
+with the kernel model on one shared split (members need a validation split: ``split_three(n, "0.8,0.1,0.1", seed)``
+with ``seed`` = ``--ensemble-seed``, default the first of ``--seeds``).
 
 Usage::
 
@@ -178,15 +179,15 @@ def greedy_batch(model, Xs_pool: np.ndarray, k: int) -> np.ndarray:
 
     B = model.basis.numpy()
     Kpb = kernel_matrix(Xs_pool, B, model.kernel, model.gamma)
-    A = Kpb @ model._posterior_inverse()
-    vf = 1.0 - np.einsum("ij,ij->i", A, Kpb)  # latent posterior variance
-    a = np.maximum(Kpb @ model.scale_coef.numpy() + float(model.scale_mean), float(model.scale_floor))
+    Q = model._explained(Kpb)  # Q Qᵀ = Kpb (K + αI)⁻¹ Kpbᵀ
+    vf = 1.0 - np.einsum("ij,ij->i", Q, Q)  # latent posterior variance
+    a = model._scale(Kpb)  # the scale model a(x)
     alpha, cols, picked = model.alpha, [], []
     for _ in range(min(k, len(Xs_pool))):
         score = a * np.sqrt(np.clip(vf, 0.0, None) + alpha)
         score[picked] = -np.inf
         p = int(np.argmax(score))
-        c = kernel_matrix(Xs_pool, Xs_pool[p : p + 1], model.kernel, model.gamma)[:, 0] - A @ Kpb[p]
+        c = kernel_matrix(Xs_pool, Xs_pool[p : p + 1], model.kernel, model.gamma)[:, 0] - Q @ Q[p]
         for ci, di in cols:
             c -= ci * ci[p] / di
         d = max(vf[p], 0.0) + alpha
@@ -247,7 +248,7 @@ def ensembles(args, sets: dict, names: list[str], encoder, log=print) -> list[di
             a = mp.atoms(rows_of[i])
             a.info = {"mp_id": i, "label": float(v)}
             images.append(a)
-        seed = args.seeds[0]
+        seed = args.ensemble_seed
         tr, va, te = split_three(len(ids), "0.8,0.1,0.1", seed)
         run = args.runs / f"ensemble-{name}-s{seed}"
         card = train_ensemble(images, "label", run, n_members=args.ensemble_members,
@@ -434,6 +435,8 @@ def main(argv=None):
     ap.add_argument("--al-max", type=int, default=1000)
     ap.add_argument("--ensemble-sets", default="", help="paper sets for NEGNN ensembles (e.g. bulk_modulus,shear_modulus)")
     ap.add_argument("--ensemble-members", type=int, default=3)
+    ap.add_argument("--ensemble-seed", type=int, default=None,
+                    help="split seed of the ensemble comparison (default: the first of --seeds)")
     ap.add_argument("--layer-weights", choices=("equal", "loo"), default="equal",
                     help="calibration fits with equal SSMR layer weights (the paper) or per-layer weights chosen by "
                          "leave-one-out (train --method krr --layer-weights loo)")
@@ -442,6 +445,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     args.data, args.runs = Path(args.data), Path(args.runs)
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
+    if args.ensemble_seed is None:
+        args.ensemble_seed = args.seeds[0]
     argv = sys.argv[1:] if argv is None else argv
     names = [s for s in args.sets.split(",") if s]
     al_names = [s for s in args.al_targets.split(",") if s]
@@ -477,7 +482,7 @@ def main(argv=None):
         sets.update(load_sets(args.data, missing, encoder))
     ens = []
     for name in ens_names:
-        key = f"ens/{name}/{args.seeds[0]}/{args.ensemble_members}/{args.max_epochs}"
+        key = f"ens/{name}/{args.ensemble_seed}/{args.ensemble_members}/{args.max_epochs}"
         if memo.get(key) is None:
             memo.put(key, ensembles(args, sets, [name], encoder))
         ens += memo.get(key)

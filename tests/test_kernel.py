@@ -146,7 +146,7 @@ def test_calibration_is_cross_fitted_with_every_part_refitted_without_the_fold(r
     assert rep["calibration"] == "5-fold cross-fitted"
     Xs = (X - model.feature_mean.numpy()) / model.feature_scale.numpy()
     yc = y - rep["prior_mean"]
-    gamma, alpha, scale_alpha = rep["gamma"], rep["alpha"], rep["scale_alpha"]
+    gamma, alpha, scale_alpha, scale_gamma = rep["gamma"], rep["alpha"], rep["scale_alpha"], rep["scale_gamma"]
 
     def gp(Xa, ya, Xb):  # mean and unit-scale predictive variance by a direct solve
         Ka = K.kernel_matrix(Xa, None, "rbf", gamma) + alpha * np.eye(len(Xa))
@@ -163,8 +163,8 @@ def test_calibration_is_cross_fitted_with_every_part_refitted_without_the_fold(r
             rest = tr[tr != j]
             m, v = gp(Xs[rest], yc[rest], Xs[[j]])
             t[k] = abs(yc[j] - m[0]) / np.sqrt(v[0])
-        Kt = K.kernel_matrix(Xs[te], Xs[tr], "rbf", gamma)
-        a = Kt @ np.linalg.solve(K.kernel_matrix(Xs[tr], None, "rbf", gamma) + scale_alpha * np.eye(len(tr)),
+        Kt = K.kernel_matrix(Xs[te], Xs[tr], "rbf", scale_gamma)
+        a = Kt @ np.linalg.solve(K.kernel_matrix(Xs[tr], None, "rbf", scale_gamma) + scale_alpha * np.eye(len(tr)),
                                  t - t.mean()) + t.mean()
         m, v = gp(Xs[tr], yc[tr], Xs[te])
         r_out[te] = yc[te] - m
@@ -210,7 +210,7 @@ def test_selection_reduces_the_pool_variance_most_and_prefers_the_crowd(random_e
     picks = model.select_features(Xs, 4)
     assert picks[0] < 40 and (picks[2:] >= 40).all() and len(set(picks.tolist())) == 4, picks
     B, a = model.basis.numpy(), model.alpha
-    w = np.maximum(K.kernel_matrix(Xs, B, model.kernel, model.gamma) @ model.scale_coef.numpy()
+    w = np.maximum(K.kernel_matrix(Xs, B, model.kernel, model.scale_gamma) @ model.scale_coef.numpy()
                    + float(model.scale_mean), float(model.scale_floor)) ** 2
 
     def pool_variance(extra):  # Σ_j w_j Var[f(x_j) | basis + extra], noise α on every observation
