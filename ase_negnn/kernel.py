@@ -155,6 +155,11 @@ class _System:
         inner = np.eye(len(self.s)) - alpha * (self.W / (self.s + alpha)) @ self.W.T
         return self.P @ inner @ self.P.T
 
+    def posterior_root(self, alpha: float) -> np.ndarray:
+        """Nyström only: ``R`` with ``R Rᵀ`` = :meth:`posterior` (``I - α(ΦᵀΦ + αI)⁻¹ = W diag(s/(s + α)) Wᵀ``), so
+        that ``k_mᵀ M k_m = |Rᵀ k_m|²`` is a sum of squares."""
+        return self.P @ (self.W * np.sqrt(self.s / (self.s + alpha)))
+
 
 def loo_grid_search(X: np.ndarray, y: np.ndarray, kernels=KERNELS, alphas=ALPHAS, gammas=GAMMAS,
                     basis: np.ndarray | None = None, offsets=(0.0,)) -> dict:
@@ -388,7 +393,8 @@ def cross_fitted_scores(K: np.ndarray, y: np.ndarray, alpha: float, scale_alpha:
             t = np.abs(r) / np.sqrt(v)
             mean = float(t.mean())
             coef = system.coef(y[keep], alpha)
-            var = _noisy_variance(np.einsum("ij,jk,ik->i", Kt, system.posterior(alpha), Kt), alpha)
+            Q = Kt @ system.posterior_root(alpha)
+            var = _noisy_variance(np.einsum("ij,ij->i", Q, Q), alpha)
             scale_system = system if scale_gamma_factor == 1 else _System(Ks[keep], Ksmm)
             scale_coef = scale_system.coef(t - mean, scale_alpha)
         a = _scale_prediction(Kst, scale_coef, mean, SCALE_FLOOR * mean)
