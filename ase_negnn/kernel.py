@@ -148,16 +148,11 @@ class _System:
             return self.V @ ((self.V.T @ y) / (self.lam + alpha))
         return self.P @ (self.W @ ((self.E.T @ y) / (self.s + alpha)))
 
-    def posterior(self, alpha: float) -> np.ndarray:
-        """Nyström only: ``M = P (I - α (ΦᵀΦ + αI)⁻¹) Pᵀ``, so that the variance is ``1 + α - k_mᵀ M k_m`` as for
-        the exact model (``α (1 + φᵀ(ΦᵀΦ + αI)⁻¹φ)`` of the Bayesian ridge plus the prior gap ``1 - φᵀφ``); with
-        every training point a landmark it is the exact ``(K + αI)⁻¹``."""
-        inner = np.eye(len(self.s)) - alpha * (self.W / (self.s + alpha)) @ self.W.T
-        return self.P @ inner @ self.P.T
-
     def posterior_root(self, alpha: float) -> np.ndarray:
-        """Nyström only: ``R`` with ``R Rᵀ`` = :meth:`posterior` (``I - α(ΦᵀΦ + αI)⁻¹ = W diag(s/(s + α)) Wᵀ``), so
-        that ``k_mᵀ M k_m = |Rᵀ k_m|²`` is a sum of squares."""
+        """Nyström only: ``R`` with ``R Rᵀ = M = P (I - α (ΦᵀΦ + αI)⁻¹) Pᵀ = P W diag(s/(s + α)) Wᵀ Pᵀ``, so that the
+        variance is ``1 + α - |Rᵀ k_m|²`` (a sum of squares) as for the exact model (``α (1 + φᵀ(ΦᵀΦ + αI)⁻¹φ)`` of
+        the Bayesian ridge plus the prior gap ``1 - φᵀφ``); with every training point a landmark ``M`` is the exact
+        ``(K + αI)⁻¹``."""
         return self.P @ (self.W * np.sqrt(self.s / (self.s + alpha)))
 
 
@@ -717,8 +712,9 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
         model.scale_mean.fill_(scale["mean"])
         model.scale_floor.fill_(scale["floor"])
         model.interval_z.copy_(torch.from_numpy(interval_multipliers(r_cal, s * sigma_cal)))
-        if nystrom:
-            model.posterior.copy_(torch.from_numpy(system.posterior(alpha)))
+        if nystrom:  # its root is taken from the stored M on first use, as after loading: the same answers
+            R = system.posterior_root(alpha)
+            model.posterior.copy_(torch.from_numpy(R @ R.T))
         else:  # the search already decomposed K: hand the root of (K + αI)⁻¹ over instead of decomposing K again
             model._root = system.V / np.sqrt(system.lam + alpha)
     if numbers is not None:
