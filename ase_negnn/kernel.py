@@ -440,6 +440,11 @@ class KernelModel(MatGLModel):
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if approximation not in ("exact", "nystrom"):
             raise ValueError(f"approximation must be 'exact' or 'nystrom', got {approximation!r}")
+        for name, value in (("gamma", gamma), ("alpha", alpha), ("scale_gamma", scale_gamma)):
+            # a non-positive width gives a flat kernel (or one growing with distance), a non-positive ridge an
+            # indefinite system: nonsense numbers, never an error, when a hand-edited model.json carries one
+            if value is not None and not (np.isfinite(float(value)) and float(value) > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
         if isinstance(encoder, dict):
             encoder = CGCNNEncoder(**encoder)
         layers = parse_layers(layers, encoder.n_layers)

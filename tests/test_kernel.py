@@ -364,6 +364,15 @@ def test_mismatched_rows_are_refused(random_encoder):
         K.fit_kernel_model(np.zeros((12, 3)), np.zeros(11), random_encoder, "y")
 
 
+@pytest.mark.parametrize("field", ["gamma", "alpha", "scale_gamma"])
+@pytest.mark.parametrize("value", [0.0, -1e-3, float("nan")])
+def test_non_positive_widths_and_ridge_are_refused(random_encoder, field, value):
+    # a hand-edited model.json with scale_gamma = 0 gave a flat scale model (every std the same) without a word
+    with pytest.raises(ValueError, match=f"{field} must be a positive finite number"):
+        K.KernelModel(random_encoder, **{field: value})
+    K.KernelModel(random_encoder, **{field: 1e-10})  # tiny is valid: LOO picks alpha = 1e-10 on heavy tails
+
+
 @pytest.fixture(scope="module")
 def krr_dir(tmp_path_factory, encoder_dir):
     out = tmp_path_factory.mktemp("krr")
