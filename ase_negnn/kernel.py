@@ -131,16 +131,23 @@ class _System:
         """Leave-one-out residuals ``y_i - ŷ_-i`` and unit-scale LOO predictive variances (``1/[(K + αI)⁻¹]_ii``;
         Nyström: ``α / (1 - H_ii)`` with ``H`` the hat matrix, the same quantity for the approximate kernel, plus
         the prior variance it misses, ``1 - φ_iᵀφ_i``)."""
+        r, v = self.loo_many(y, [alpha])
+        return r[:, 0], v[:, 0]
+
+    def loo_many(self, y: np.ndarray, alphas) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`loo` for every ``α`` of ``alphas`` at once: ``(n, len(alphas))`` residuals and variances, two
+        matrix products in all (one ``α`` at a time re-squared the eigenvectors for each)."""
+        alphas = np.asarray(alphas, dtype=np.float64)
         if not self.nystrom:
-            inv = 1.0 / (self.lam + alpha)
-            c = self.V @ (inv * (self.V.T @ y))
-            g = (self.V * self.V) @ inv
+            inv = 1.0 / (self.lam[:, None] + alphas[None, :])
+            c = self.V @ (inv * (self.V.T @ y)[:, None])
+            g = np.square(self.V) @ inv
             return c / g, 1.0 / g
-        inv = 1.0 / (self.s + alpha)
-        h = (self.E * self.E) @ inv
-        fitted = self.E @ (inv * (self.E.T @ y))
+        inv = 1.0 / (self.s[:, None] + alphas[None, :])
+        h = np.square(self.E) @ inv
+        fitted = self.E @ (inv * (self.E.T @ y)[:, None])
         one_minus = np.clip(1.0 - h, 1e-12, None)
-        return (y - fitted) / one_minus, alpha / one_minus + self.prior_gap
+        return (y[:, None] - fitted) / one_minus, alphas / one_minus + self.prior_gap[:, None]
 
     def coef(self, y: np.ndarray, alpha: float) -> np.ndarray:
         """Coefficients ``c`` over the basis: prediction ``k(x, basis) · c``."""
@@ -182,15 +189,16 @@ def loo_grid_search(X: np.ndarray, y: np.ndarray, kernels=KERNELS, alphas=ALPHAS
         Dmm = None if basis is None else distances(basis, None, kernel)
         for gamma in gammas:
             system = _System(np.exp(-float(gamma) * D), None if Dmm is None else np.exp(-float(gamma) * Dmm))
-            for a in alphas:
+            loo = [system.loo_many(y - offset, alphas) for offset in offsets]
+            maes = [np.mean(np.abs(r), axis=0) for r, _ in loo]
+            for j, a in enumerate(alphas):
                 for k, offset in enumerate(offsets):
-                    r, v = system.loo(y - offset, float(a))
-                    mae = float(np.mean(np.abs(r)))
+                    mae = float(maes[k][j])
                     key = (kernel, float(gamma), float(a))
                     if k == 0:
                         scores[key] = mae
                     if np.isfinite(mae) and (best is None or mae < best[0]):
-                        best = (mae, (*key, float(offset)), r, v, system)
+                        best = (mae, (*key, float(offset)), loo[k][0][:, j], loo[k][1][:, j], system)
     if best is None:
         raise ValueError("no finite leave-one-out error on the grid (degenerate features or labels)")
     mae, (kernel, gamma, alpha, offset), r, v, system = best
@@ -301,11 +309,10 @@ def _scale_model(system: _System, z: np.ndarray, K: np.ndarray, Kmm: np.ndarray 
     best = None
     for factor in factors:
         s = system if factor == 1 else _System(_widen(K, factor), None if Kmm is None else _widen(Kmm, factor))
-        for a in SCALE_ALPHAS:
-            r, _ = s.loo(t - mean, float(a))
-            mae = float(np.mean(np.abs(r)))
+        maes = np.mean(np.abs(s.loo_many(t - mean, SCALE_ALPHAS)[0]), axis=0)
+        for a, mae in zip(SCALE_ALPHAS, maes):
             if best is None or mae < best[0]:
-                best = (mae, float(factor), float(a), s)
+                best = (float(mae), float(factor), float(a), s)
     _, factor, alpha, s = best
     return {"gamma_factor": factor, "alpha": alpha, "mean": mean, "floor": floor, "coef": s.coef(t - mean, alpha)}
 
