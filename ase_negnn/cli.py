@@ -334,8 +334,10 @@ def _train_krr(ctx, data, target, task, labels_csv, id_column, out, split, seed,
         raise click.ClickException(str(ex)) from ex
     u = card["test_uncertainty"]
     if card.get("layer_weights"):
+        ls = card["layer_search"]
         click.echo("layer weights (leave-one-out): " + ", ".join(f"{k}: {v:g}" for k, v in card["layer_weights"].items())
-                   + f"; LOO MAE {card['loo_mae']:.4g} (equal weights {card['loo_mae_equal_weights']:.4g})")
+                   + f"; LOO MAE on the {ls['rows']} search structures {ls['loo_mae_weighted']:.4g} "
+                     f"(equal weights {ls['loo_mae_equal_weights']:.4g})")
     click.echo(f"kernel model ({card['kernel']}, γ {card['gamma']:.0e}, α {card['alpha']:.0e}, "
                f"{card['approximation']}, fitted in {card['fit_seconds']:.1f} s) written to {out / 'model'}; "
                f"test: {format_metrics(card['test_metrics'], card.get('units'))}; {target}_std covers "

@@ -636,10 +636,11 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
     """Fit a :class:`KernelModel` on SSMR rows ``X`` (raw, as ``SSMR.create`` returns them) and labels ``y``.
 
     ``layer_weights="loo"`` weights each SSMR layer — each (pooling statistic, layer) block when several statistics
-    are pooled — by :func:`loo_layer_weights` (0 to 4, 0 drops the block; on at most ``LAYER_SEARCH_ROWS`` of the
-    structures) before the final grid search on all of them; the weights are folded into the stored feature scale (a
-    dropped block of a kept layer gets an infinite scale: it standardises to 0) and a layer whose every block is
-    dropped is not computed at prediction time. ``None`` (default): every layer weighs the same, as in the paper.
+    are pooled — by :func:`loo_layer_weights` (0 to 4, 0 drops the block) on at most ``LAYER_SEARCH_ROWS`` of the
+    structures, at the kernel and ``γ`` the equal-weight grid picks on those rows, before the one grid search on all
+    of them (report ``layer_search``: its rows, kernel, ``γ`` and LOO MAE there with equal and chosen weights); the
+    weights are folded into the stored feature scale (a dropped block of a kept layer gets an infinite scale: it
+    standardises to 0) and a layer whose every block is dropped is not computed at prediction time. ``None`` (default): every layer weighs the same, as in the paper.
 
     Returns the model and a report: the chosen hyper-parameters, LOO MAE, calibration scale and LOO coverage of the
     68 % / 90 % intervals, whether the Nyström approximation was used, the layer weights, and the fit time.
@@ -671,9 +672,7 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
         basis_idx = np.sort(np.random.default_rng(seed).choice(len(y), min(n_basis, len(y)), replace=False))
     # prior mean 0 (scikit-learn's KernelRidge, the paper) or the training mean, whichever leaves one out better
     offsets = (0.0, float(y.mean()))
-    res = loo_grid_search(Xs, y, kernels, alphas, gammas, basis=None if basis_idx is None else Xs[basis_idx],
-                          offsets=offsets)
-    weights = None
+    weights = search = None
     if layer_weights is not None and layer_weights != "equal":
         if layer_weights != "loo":
             raise ValueError(f"layer_weights must be None, 'equal' or 'loo', got {layer_weights!r}")
@@ -684,9 +683,16 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
         col_block = ssmr_blocks(X.shape[1], len(layer_list), len(stats))  # one block per (statistic, layer)
         col_layer = col_block % len(layer_list)
         blocks = [np.flatnonzero(col_block == b) for b in range(len(layer_list) * len(stats))]
-        rows = slice(None) if basis_idx is None else basis_idx  # Nyström: search on the landmarks, exactly
-        weights, _, _ = loo_layer_weights(Xs[rows], y[rows], blocks, res["kernel"], res["gamma"], alphas,
-                                          offsets=offsets, seed=seed)
+        # the search rows (Nyström: among the landmarks, exact there): the equal-weight grid on them gives the
+        # kernel and γ the weights are searched at; the full grid then runs once, on all rows, weighted
+        rows = np.arange(len(y)) if basis_idx is None else basis_idx
+        if len(rows) > LAYER_SEARCH_ROWS:
+            rows = np.sort(np.random.default_rng(seed).choice(rows, LAYER_SEARCH_ROWS, replace=False))
+        equal = loo_grid_search(Xs[rows], y[rows], kernels, alphas, gammas, offsets=offsets)
+        weights, weighted_mae, _ = loo_layer_weights(Xs[rows], y[rows], blocks, equal["kernel"], equal["gamma"],
+                                                     alphas, offsets=offsets, max_rows=None)
+        search = {"rows": len(rows), "kernel": equal["kernel"], "gamma": equal["gamma"],
+                  "loo_mae_equal_weights": equal["cv_mae"], "loo_mae_weighted": weighted_mae}
         # a layer is dropped (never computed) when all its statistics weigh 0; a single (statistic, layer) block of
         # weight 0 in a kept layer gets an infinite scale: it standardises to exactly 0
         kept_layers = [i for i in range(len(layer_list)) if weights[i::len(layer_list)].any()]
@@ -697,9 +703,8 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
         X = X[:, keep]
         Xs = (X - mu) / sd
         layers = tuple(layer_list[i] for i in kept_layers)
-        equal_mae = res["cv_mae"]
-        res = loo_grid_search(Xs, y, kernels, alphas, gammas, basis=None if basis_idx is None else Xs[basis_idx],
-                              offsets=offsets)
+    res = loo_grid_search(Xs, y, kernels, alphas, gammas, basis=None if basis_idx is None else Xs[basis_idx],
+                          offsets=offsets)
     kernel, gamma, alpha, system = res["kernel"], res["gamma"], res["alpha"], res["system"]
     y_mean = res["offset"]
     yc = y - y_mean
@@ -745,7 +750,7 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
               "layer_weights": None if weights is None else {
                   (f"{st}:{la}" if len(stats) > 1 else str(la)): float(weights[k * len(layer_list) + i])
                   for k, st in enumerate(stats) for i, la in enumerate(layer_list)},
-              "loo_mae_equal_weights": None if weights is None else equal_mae,
+              "layer_search": search,
               "columns": None if weights is None else np.flatnonzero(keep),
               "grid": {"kernels": list(kernels), "alphas": [float(a) for a in alphas],
                        "gammas": [float(g) for g in gammas]},

@@ -316,6 +316,27 @@ def test_layer_weights_drop_a_noise_layer_and_lower_the_loo_error():
     assert np.array_equal(sub[0], full[0]) and sub[1] == full[1]
 
 
+def test_layer_search_runs_on_a_subset_and_the_final_grid_on_every_row(random_encoder, monkeypatch):
+    """Beyond LAYER_SEARCH_ROWS structures the weights are searched on a seeded subset, at the kernel and γ of the
+    equal-weight grid on that subset (not of a full-set grid: that doubled the fit time), and the one full grid and
+    the model then use every row. Fails if the search or its starting grid runs on other rows, or the model is
+    fitted on the subset."""
+    rng = np.random.default_rng(2)
+    n_layers, width = random_encoder.n_layers + 1, 64
+    X = rng.normal(size=(60, n_layers * width))
+    y = np.sin(X[:, 0]) + X[:, 1] + 0.05 * rng.normal(size=60)  # layer 0 only: the others are noise
+    monkeypatch.setattr(K, "LAYER_SEARCH_ROWS", 25)
+    model, rep = K.fit_kernel_model(X, y, random_encoder, "y", layer_weights="loo", seed=3)
+    rows = np.sort(np.random.default_rng(3).choice(60, 25, replace=False))
+    Xs = (X - X.mean(axis=0)) / X.std(axis=0)
+    equal = K.loo_grid_search(Xs[rows], y[rows], offsets=(0.0, float(y.mean())))
+    ls = rep["layer_search"]
+    assert ls["rows"] == 25 and (ls["kernel"], ls["gamma"]) == (equal["kernel"], equal["gamma"])
+    assert ls["loo_mae_equal_weights"] == pytest.approx(equal["cv_mae"], rel=1e-9)
+    assert ls["loo_mae_weighted"] <= ls["loo_mae_equal_weights"]
+    assert rep["n_train"] == 60 and model.basis.shape[0] == 60
+
+
 def test_layer_weighted_model_predicts_structures_as_it_was_fitted(random_encoder, mp_structures, tmp_path):
     """With layer_weights='loo' the weights are folded into the stored scale and dropped layers are not computed:
     the saved model's predictions from structures (its own SSMR, kept layers only; mean+max columns) must equal the
@@ -328,7 +349,9 @@ def test_layer_weighted_model_predicts_structures_as_it_was_fitted(random_encode
     model, rep = K.fit_kernel_model(X, y, random_encoder, "y", layers="all", pooling="mean+max",
                                     layer_weights="loo")
     assert set(rep["layer_weights"]) == {f"{st}:{i}" for st in ("mean", "max") for i in range(6)}
-    assert rep["loo_mae"] <= rep["loo_mae_equal_weights"]
+    ls = rep["layer_search"]  # every row searched: the final grid contains the search's point, so it can only improve
+    assert ls["rows"] == len(y) and ls["loo_mae_weighted"] <= ls["loo_mae_equal_weights"]
+    assert rep["loo_mae"] <= ls["loo_mae_weighted"] * (1 + 1e-9)
     assert 0 in model.layers and len(model.layers) < 6  # some layer dropped: the column bookkeeping is exercised
     # the weights live in the stored scale: a column of block (statistic, layer) is standardised, then multiplied by
     # that block's weight (0: infinite scale, the column standardises to 0)
@@ -491,7 +514,9 @@ def test_cli_krr_layer_weights_are_reported_and_in_the_card(tmp_path):
     assert res.exit_code == 0, res.output
     card = json.loads((tmp_path / "run" / "card.json").read_text())
     assert set(card["layer_weights"]) == {str(i) for i in range(6)} and "columns" not in card
-    assert "layer weights (leave-one-out): 0: " in res.output and card["loo_mae"] <= card["loo_mae_equal_weights"]
+    ls = card["layer_search"]
+    assert "layer weights (leave-one-out): 0: " in res.output and ls["loo_mae_weighted"] <= ls["loo_mae_equal_weights"]
+    assert f"search structures {ls['loo_mae_weighted']:.4g} (equal weights" in res.output
 
 
 # -- screening by an acquisition ----------------------------------------------------------------------------------
