@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["regression_metrics", "uncertainty_metrics"]
+__all__ = ["reference_spearman", "regression_metrics", "uncertainty_metrics"]
 
 
 def regression_metrics(pred, true) -> dict:
@@ -44,3 +44,22 @@ def uncertainty_metrics(pred, std, true, multiplier=None) -> dict:
     return {"coverage_68": float(np.mean(z <= multiplier(0.68))), "coverage_90": float(np.mean(z <= multiplier(0.9))),
             "spearman": rho, "mean_std": float(std.mean()),
             "nll": float(np.mean(0.5 * z**2 + np.log(safe) + 0.5 * np.log(2 * np.pi))), "n": int(len(err))}
+
+
+def reference_spearman(std, draws: int = 200, seed: int = 0) -> float:
+    """Spearman correlation of ``|error|`` with ``std`` that exact standard deviations would give: the mean over
+    ``draws`` simulated test sets whose errors are drawn from ``N(0, std_i²)``.
+
+    ``uncertainty_metrics``' ``spearman`` is bounded by the spread of the stds themselves (the errors of one std are
+    as random as ``|N(0, 1)|``): 0 for a constant std however right, near 1 only when the stds span orders of
+    magnitude. This is the value the same stds would reach if they were the errors' true scale, the yardstick for
+    the measured one. nan for fewer than 3 values or a constant std.
+    """
+    from scipy.stats import spearmanr
+
+    std = np.asarray(std, float).ravel()
+    if std.size < 3 or np.ptp(std) == 0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    return float(np.mean([spearmanr(std * np.abs(rng.standard_normal(std.size)), std).statistic
+                          for _ in range(int(draws))]))

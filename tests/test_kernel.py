@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import MP_SMALL
 
 from ase_negnn import kernel as K
-from ase_negnn.metrics import uncertainty_metrics
+from ase_negnn.metrics import reference_spearman, uncertainty_metrics
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,21 @@ def test_standard_deviation_is_calibrated_and_ranks_errors(random_encoder):
     assert 0.60 <= m["coverage_68"] <= 0.80 and 0.86 <= m["coverage_90"] <= 0.95, m
     assert m["spearman"] > 0.3, m
     assert 0.85 <= report["calibration_coverage_90"] <= 0.95
+
+
+def test_reference_spearman_is_what_exact_stds_reach():
+    """The yardstick beside the measured Spearman: errors drawn with exactly these stds scatter around it; stds that
+    span decades give a high one, nearly equal stds about 0, a constant std nan. Fails if the simulation draws
+    signed errors or forgets to scale them by the std (both give ~0)."""
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(5)
+    std = np.exp(rng.uniform(-3, 3, 2000))
+    ref = reference_spearman(std)
+    measured = [spearmanr(std * np.abs(rng.standard_normal(std.size)), std).statistic for _ in range(50)]
+    assert ref > 0.6 and abs(np.mean(measured) - ref) < 0.02
+    assert abs(reference_spearman(1 + 1e-3 * rng.random(2000))) < 0.05
+    assert np.isnan(reference_spearman(np.ones(10)))
 
 
 def test_heavy_tailed_errors_get_conformal_intervals(random_encoder, tmp_path):
