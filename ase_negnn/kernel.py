@@ -640,7 +640,8 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
     structures, at the kernel and ``γ`` the equal-weight grid picks on those rows, before the one grid search on all
     of them (report ``layer_search``: its rows, kernel, ``γ`` and LOO MAE there with equal and chosen weights); the
     weights are folded into the stored feature scale (a dropped block of a kept layer gets an infinite scale: it
-    standardises to 0) and a layer whose every block is dropped is not computed at prediction time. ``None`` (default): every layer weighs the same, as in the paper.
+    standardises to 0) and a layer whose every block is dropped is not computed at prediction time. ``None``
+    (default): every layer weighs the same, as in the paper.
 
     Returns the model and a report: the chosen hyper-parameters, LOO MAE, calibration scale and LOO coverage of the
     68 % / 90 % intervals, whether the Nyström approximation was used, the layer weights, and the fit time.
