@@ -350,6 +350,14 @@ def test_layer_search_runs_on_a_subset_and_the_final_grid_on_every_row(random_en
     assert ls["loo_mae_equal_weights"] == pytest.approx(equal["cv_mae"], rel=1e-9)
     assert ls["loo_mae_weighted"] <= ls["loo_mae_equal_weights"]
     assert rep["n_train"] == 60 and model.basis.shape[0] == 60
+    # Nyström: the search rows are drawn among the landmarks (exact kernel ridge there), the model keeps them all
+    model, rep = K.fit_kernel_model(X, y, random_encoder, "y", layer_weights="loo", seed=3, max_exact=40, n_basis=30)
+    landmarks = np.sort(np.random.default_rng(3).choice(60, 30, replace=False))
+    rows = np.sort(np.random.default_rng(3).choice(landmarks, 25, replace=False))
+    equal = K.loo_grid_search(Xs[rows], y[rows], offsets=(0.0, float(y.mean())))
+    ls = rep["layer_search"]
+    assert rep["approximation"] == "nystrom" and model.basis.shape[0] == 30 and ls["rows"] == 25
+    assert ls["loo_mae_equal_weights"] == pytest.approx(equal["cv_mae"], rel=1e-9)
 
 
 def test_layer_weighted_model_predicts_structures_as_it_was_fitted(random_encoder, mp_structures, tmp_path):
