@@ -463,7 +463,7 @@ def plot(args, cal, al):
 def main(argv=None):
     ap = parser(__doc__, "data", "encoder", "max_epochs", "runs", "out", max_epochs=30, runs="runs/krr-uncertainty")
     ap.add_argument("--sets", default=",".join(SETS), help=f"comma list of {', '.join(SETS)}")
-    ap.add_argument("--seeds", default="10,11,12,13,14", help="80/20 split seeds")
+    ap.add_argument("--seeds", default="15,16,17,18,19", help="80/20 split seeds")
     ap.add_argument("--al-targets", default="formation_4k,hse", help="sets for active learning ('' = none)")
     ap.add_argument("--al-seeds", default="1,2")
     ap.add_argument("--al-start", type=int, default=100)
