@@ -75,10 +75,11 @@ SCALE_ALPHAS = np.logspace(-3, 3, 13)  # ridge of the scale model (smoother than
 #: mean's own width smooths the error level too little: on the HSE gap, over 10 splits, Spearman(|error|, std) 0.29
 #: with it, 0.31 with the width chosen among these.
 SCALE_GAMMA_FACTORS = (1.0, 3.0, 10.0)
-# The scale model never goes below this fraction of its mean. A kernel ridge of heavy-tailed |z| can dip below 0 (at
-# 5 %, 6 % of one Tc split's test structures sat on the floor, 19 % with --layer-weights loo, where a structure whose
-# duplicate in the training set has a Tc 285 K away got std 1 K: z = 245); 30 % lowered the held-out NLL (Tc 11.7 -> 7.3, HSE 1.76 -> 1.52 on split seeds
-# 40-44) and left coverage and Spearman as they were (Tc 0.53 -> 0.54, HSE 0.275 -> 0.279).
+# The scale model never goes below this fraction of its mean. A kernel ridge of heavy-tailed |z| can dip below 0: at
+# 5 %, 6 % of one Tc split's test structures sat on the floor (19 % with --layer-weights loo, where a structure whose
+# duplicate in the training set has a Tc 285 K away got std 1 K: z = 245). 30 % lowered the held-out NLL (Tc 11.7 ->
+# 7.3, HSE 1.76 -> 1.52 on split seeds 40-44) and left coverage and Spearman as they were (Tc 0.53 -> 0.54, HSE 0.275
+# -> 0.279).
 SCALE_FLOOR = 0.3
 
 
