@@ -10,9 +10,9 @@ or the training mean, whichever the leave-one-out error prefers (both share the 
 Read as a Gaussian process with prior covariance ``k`` and noise variance ``α`` (the same posterior mean as the
 kernel ridge), a new structure's predictive variance is ``v(x) = 1 + α - k*ᵀ (K + α I)⁻¹ k*`` in units of an unknown
 scale. Where the data are noisier than elsewhere (metals vs insulators for a gap), ``v`` alone ranks errors poorly,
-so the reported standard deviation is ``s · a(x) · sqrt(v(x))``: ``a`` is a second kernel ridge (same kernel type,
-its own ``α`` and width ``γ_a``, a multiple of the mean's ``γ`` in :data:`SCALE_GAMMA_FACTORS`, both chosen by its
-leave-one-out error) fitted to the absolute leave-one-out z-scores ``|r_i| / sqrt(v_i)`` (exact leave-one-out residual
+so the reported standard deviation is ``s · a(x) · sqrt(v(x))``: ``a`` is a second kernel ridge (its kernel type,
+width and ``α`` chosen by its leave-one-out error: each searched kernel at the ``γ`` the grid found best for it on the
+labels times a factor in :data:`SCALE_GAMMA_FACTORS`) fitted to the absolute leave-one-out z-scores ``|r_i| / sqrt(v_i)`` (exact leave-one-out residual
 ``r_i`` and variance ``v_i = 1/[(K + αI)⁻¹]_ii``), and ``s`` makes ``calibration_level`` (default 90 %) of the training
 residuals fall inside the Gaussian interval of that level. The calibration residuals and stds are **cross-fitted**
 (:func:`cross_fitted_scores`: each of 5 folds predicted by the mean, variance and scale models refitted without its
@@ -71,9 +71,12 @@ LAYER_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 #: The layer-weight search runs on at most this many structures (a seeded subset).
 LAYER_SEARCH_ROWS = 1_000
 SCALE_ALPHAS = np.logspace(-3, 3, 13)  # ridge of the scale model (smoother than the mean's)
-#: Widths of the scale model's kernel, as multiples of the mean's ``γ`` (chosen with its ``α`` by leave-one-out). The
-#: mean's own width smooths the error level too little: on the HSE gap, over 10 splits, Spearman(|error|, std) 0.29
-#: with it, 0.31 with the width chosen among these.
+#: Widths of the scale model's kernel, as multiples of the ``γ`` the grid search found best for that kernel on the
+#: labels (kernel, width and ``α`` chosen together by leave-one-out). The mean's own width smooths the error level too
+#: little: on the HSE gap, over 10 splits, Spearman(|error|, std) 0.29 with it, 0.31 with the width chosen among these.
+#: Choosing the kernel type as well (the Laplacian wins on HSE and Tc, where the mean picks rbf), held-out split seeds
+#: 45-65 / 45-54: HSE 0.313 -> 0.335, Tc 0.613 -> 0.626. Averaging the widths instead of choosing one helped the HSE gap
+#: (0.342) but hurt Tc (0.563) and the shear modulus.
 SCALE_GAMMA_FACTORS = (1.0, 3.0, 10.0)
 # The scale model never goes below this fraction of its mean. A kernel ridge of heavy-tailed |z| can dip below 0: at
 # 5 %, 6 % of one Tc split's test structures sat on the floor (19 % with --layer-weights loo, where a structure whose
@@ -181,7 +184,8 @@ def loo_grid_search(X: np.ndarray, y: np.ndarray, kernels=KERNELS, alphas=ALPHAS
     -------
     dict
         ``kernel``, ``gamma``, ``alpha``, ``offset``, ``cv_mae`` of the best point (ties keep the first in (kernel, γ,
-        α, offset) order), ``scores`` ``{(kernel, γ, α): LOO MAE}`` of the first offset, and at the best point the LOO
+        α, offset) order), ``scores`` ``{(kernel, γ, α): LOO MAE}`` of the first offset, ``best_by_kernel`` ``{kernel: {gamma, cv_mae,
+        system}}`` (each kernel's own best point and its decomposition), and at the best point the LOO
         residuals ``loo_residuals``, the unit-scale LOO predictive variances ``loo_variances`` and the decomposed
         ``system``.
     """
@@ -189,6 +193,7 @@ def loo_grid_search(X: np.ndarray, y: np.ndarray, kernels=KERNELS, alphas=ALPHAS
     y = np.asarray(y, dtype=np.float64)
     scores: dict = {}
     best = None
+    by_kernel: dict = {}
     for kernel in kernels:
         D = distances(X, basis, kernel)
         Dmm = None if basis is None else distances(basis, None, kernel)
@@ -202,13 +207,15 @@ def loo_grid_search(X: np.ndarray, y: np.ndarray, kernels=KERNELS, alphas=ALPHAS
                     key = (kernel, float(gamma), float(a))
                     if k == 0:
                         scores[key] = mae
+                    if np.isfinite(mae) and (kernel not in by_kernel or mae < by_kernel[kernel]["cv_mae"]):
+                        by_kernel[kernel] = {"gamma": float(gamma), "cv_mae": mae, "system": system}
                     if np.isfinite(mae) and (best is None or mae < best[0]):
                         best = (mae, (*key, float(offset)), loo[k][0][:, j], loo[k][1][:, j], system)
     if best is None:
         raise ValueError("no finite leave-one-out error on the grid (degenerate features or labels)")
     mae, (kernel, gamma, alpha, offset), r, v, system = best
     return {"kernel": kernel, "gamma": gamma, "alpha": alpha, "offset": offset, "cv_mae": mae, "scores": scores,
-            "loo_residuals": r, "loo_variances": v, "system": system}
+            "best_by_kernel": by_kernel, "loo_residuals": r, "loo_variances": v, "system": system}
 
 
 def ssmr_blocks(n_columns: int, n_layers: int, n_stats: int = 1) -> np.ndarray:
@@ -301,25 +308,27 @@ def interval_multipliers(residuals: np.ndarray, sigmas: np.ndarray, levels=INTER
     return z[rank - 1]
 
 
-def _scale_model(system: _System, z: np.ndarray, K: np.ndarray, Kmm: np.ndarray | None = None,
-                 factors=SCALE_GAMMA_FACTORS) -> dict:
-    """Kernel ridge of ``|z|`` (leave-one-out z-scores) on the mean's kernel type: where the model errs more than its
-    posterior says. Width ``factor · γ`` (``factor`` in ``factors``) and ``α`` (in :data:`SCALE_ALPHAS`) by
-    leave-one-out MAE; ``system`` is the mean's decomposition of ``K`` (reused for the factor 1), ``K``/``Kmm`` its
-    kernel matrices (training rows, or rows × landmarks and the landmarks' own), whose ``factor``-th power is the
-    kernel of width ``factor · γ``. Returns the factor, ``α``, the coefficients, mean and floor."""
+def _scale_model(z: np.ndarray, candidates: list) -> dict:
+    """Kernel ridge of ``|z|`` (leave-one-out z-scores): where the model errs more than its posterior says.
+    ``candidates`` are ``(kernel, γ_k, K, Kmm, system)``: a kernel type at a base width, its matrices (training rows,
+    or rows × landmarks and the landmarks' own) and their decomposition when already made (else ``None``). The kernel,
+    the width ``factor · γ_k`` (``factor`` in :data:`SCALE_GAMMA_FACTORS`; the ``factor``-th power of ``K`` is that
+    kernel) and ``α`` (in :data:`SCALE_ALPHAS`) are those of smallest leave-one-out MAE (ties keep the first). Returns
+    the kernel, width, ``α``, coefficients, mean and floor."""
     t = np.abs(z)
     mean = float(t.mean())
-    floor = SCALE_FLOOR * mean
     best = None
-    for factor in factors:
-        s = system if factor == 1 else _System(_widen(K, factor), None if Kmm is None else _widen(Kmm, factor))
-        maes = np.mean(np.abs(s.loo_many(t - mean, SCALE_ALPHAS)[0]), axis=0)
-        for a, mae in zip(SCALE_ALPHAS, maes):
-            if best is None or mae < best[0]:
-                best = (float(mae), float(factor), float(a), s)
-    _, factor, alpha, s = best
-    return {"gamma_factor": factor, "alpha": alpha, "mean": mean, "floor": floor, "coef": s.coef(t - mean, alpha)}
+    for kernel, gamma, K, Kmm, system in candidates:
+        for factor in SCALE_GAMMA_FACTORS:
+            s = system if factor == 1 and system is not None else _System(
+                _widen(K, factor), None if Kmm is None else _widen(Kmm, factor))
+            maes = np.mean(np.abs(s.loo_many(t - mean, SCALE_ALPHAS)[0]), axis=0)
+            for a, mae in zip(SCALE_ALPHAS, maes):
+                if best is None or mae < best[0]:
+                    best = (float(mae), kernel, float(factor * gamma), float(a), s)
+    _, kernel, gamma, alpha, s = best
+    return {"kernel": kernel, "gamma": gamma, "alpha": alpha, "mean": mean, "floor": SCALE_FLOOR * mean,
+            "coef": s.coef(t - mean, alpha)}
 
 
 def _widen(K: np.ndarray, factor: float) -> np.ndarray:
@@ -358,8 +367,8 @@ def _scale_prediction(K: np.ndarray, coef: np.ndarray, mean: float, floor: float
 
 
 def cross_fitted_scores(K: np.ndarray, y: np.ndarray, alpha: float, scale_alpha: float, Kmm: np.ndarray | None = None,
-                        folds: int = CALIBRATION_FOLDS, seed: int = 0,
-                        scale_gamma_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                        folds: int = CALIBRATION_FOLDS, seed: int = 0, scale_K: np.ndarray | None = None,
+                        scale_Kmm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold residuals and unscaled standard deviations ``a(x) · sqrt(v(x))`` for the calibration.
 
     Leave-one-out residuals are honest for the mean, but not for the scale model: the other points' leave-one-out
@@ -370,15 +379,15 @@ def cross_fitted_scores(K: np.ndarray, y: np.ndarray, alpha: float, scale_alpha:
     rebuilt without the fold's labels), as a new structure is.
 
     ``K`` is the kernel between the training rows (``n × n``), or between the rows and the Nyström landmarks
-    (``n × m``, with ``Kmm`` the landmarks' kernel); ``y`` the labels minus the prior mean; the scale model's kernel is
-    ``K`` widened by ``scale_gamma_factor`` (:func:`_widen`).
+    (``n × m``, with ``Kmm`` the landmarks' kernel); ``y`` the labels minus the prior mean; ``scale_K`` /
+    ``scale_Kmm`` the same matrices in the scale model's kernel and width (default: ``K`` / ``Kmm``).
     """
     n = len(y)
     folds = int(min(folds, n))
     fold = np.empty(n, dtype=int)
     fold[np.random.default_rng(seed).permutation(n)] = np.arange(n) % folds
-    Ks = _widen(K, scale_gamma_factor)
-    Ksmm = None if Kmm is None else _widen(Kmm, scale_gamma_factor)
+    same = scale_K is None
+    Ks, Ksmm = (K, Kmm) if same else (scale_K, scale_Kmm)
     residuals, sigmas = np.empty(n), np.empty(n)
     for f in range(folds):
         out, keep = fold == f, fold != f
@@ -402,7 +411,7 @@ def cross_fitted_scores(K: np.ndarray, y: np.ndarray, alpha: float, scale_alpha:
             coef = system.coef(y[keep], alpha)
             Q = Kt @ system.posterior_root(alpha)
             var = _noisy_variance(np.einsum("ij,ij->i", Q, Q), alpha)
-            scale_system = system if scale_gamma_factor == 1 else _System(Ks[keep], Ksmm)
+            scale_system = system if same else _System(Ks[keep], Ksmm)
             scale_coef = scale_system.coef(t - mean, scale_alpha)
         a = _scale_prediction(Kst, scale_coef, mean, SCALE_FLOOR * mean)
         residuals[out] = y[out] - Kt @ coef
@@ -434,6 +443,7 @@ class KernelModel(MatGLModel):
         SSMR layer selection and pooling (``ase_negnn.descriptor.SSMR``).
     kernel, gamma, alpha : the chosen kernel ridge hyper-parameters.
     scale_gamma : width of the scale model's kernel (``None``: ``gamma``, as in models saved before it was chosen).
+    scale_kernel : the scale model's kernel type (``None``: ``kernel``, as in models saved before it was chosen).
     approximation : ``"exact"`` or ``"nystrom"``.
     n_basis, n_features : rows of the stored basis (training structures or landmarks) and SSMR features.
     """
@@ -444,12 +454,13 @@ class KernelModel(MatGLModel):
     def __init__(self, encoder: CGCNNEncoder, target: str = "y", units: str = "", layers="all",
                  pooling: str = "mean", kernel: str = "laplacian", gamma: float = 1e-3, alpha: float = 1e-3,
                  approximation: str = "exact", n_basis: int = 1, n_features: int = 1,
-                 scale_gamma: float | None = None):
+                 scale_gamma: float | None = None, scale_kernel: str | None = None):
         super().__init__()
         from .descriptor import parse_layers, parse_pooling
 
-        if kernel not in KERNELS:
-            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        for name, value in (("kernel", kernel), ("scale_kernel", kernel if scale_kernel is None else scale_kernel)):
+            if value not in KERNELS:
+                raise ValueError(f"{name} must be one of {KERNELS}, got {value!r}")
         if approximation not in ("exact", "nystrom"):
             raise ValueError(f"approximation must be 'exact' or 'nystrom', got {approximation!r}")
         for name, value in (("gamma", gamma), ("alpha", alpha), ("scale_gamma", scale_gamma)):
@@ -466,6 +477,7 @@ class KernelModel(MatGLModel):
         self.target, self.units, self.layers, self.pooling = str(target), str(units), layers, pooling
         self.kernel, self.gamma, self.alpha = kernel, float(gamma), float(alpha)
         self.scale_gamma = self.gamma if scale_gamma is None else float(scale_gamma)
+        self.scale_kernel = kernel if scale_kernel is None else scale_kernel
         self.approximation = approximation
         n, d = int(n_basis), int(n_features)
         f64 = torch.float64
@@ -475,7 +487,7 @@ class KernelModel(MatGLModel):
         self.register_buffer("feature_scale", torch.ones(d, dtype=f64))
         self.register_buffer("target_mean", torch.zeros((), dtype=f64))
         self.register_buffer("std_scale", torch.ones((), dtype=f64))  # calibrated s
-        self.register_buffer("scale_coef", torch.zeros(n, dtype=f64))  # a(x) = max(k(x, basis) · scale_coef + mean,
+        self.register_buffer("scale_coef", torch.zeros(n, dtype=f64))  # a(x) = max(k_s(x, basis) · scale_coef + mean,
         self.register_buffer("scale_mean", torch.ones((), dtype=f64))  #          floor)
         self.register_buffer("scale_floor", torch.zeros((), dtype=f64))
         # central interval at INTERVAL_LEVELS[i]: mean ± interval_z[i] · std (cross-fitted conformal multipliers)
@@ -571,12 +583,16 @@ class KernelModel(MatGLModel):
         mean = K @ self.coef.numpy() + float(self.target_mean)
         Q = self._explained(K)
         var = _noisy_variance(np.einsum("ij,ij->i", Q, Q), self.alpha)
-        return mean, float(self.std_scale) * self._scale(K) * np.sqrt(var)
+        return mean, float(self.std_scale) * self._scale(K, Xs) * np.sqrt(var)
 
-    def _scale(self, K: np.ndarray) -> np.ndarray:
-        """The scale model ``a(x)`` from the mean's kernel ``K`` between ``x`` and the basis."""
-        return _scale_prediction(_widen(K, self.scale_gamma / self.gamma), self.scale_coef.numpy(),
-                                 float(self.scale_mean), float(self.scale_floor))
+    def _scale(self, K: np.ndarray, Xs: np.ndarray) -> np.ndarray:
+        """The scale model ``a(x)`` for standardised features ``Xs``; ``K`` is the mean's kernel between them and the
+        basis (widened when the scale model's kernel is of the same type)."""
+        if self.scale_kernel == self.kernel:
+            Ks = _widen(K, self.scale_gamma / self.gamma)
+        else:
+            Ks = kernel_matrix(np.atleast_2d(Xs), self.basis.numpy(), self.scale_kernel, self.scale_gamma)
+        return _scale_prediction(Ks, self.scale_coef.numpy(), float(self.scale_mean), float(self.scale_floor))
 
     def select_features(self, Xs: np.ndarray, n: int, max_pool: int = MAX_SELECTION_POOL) -> np.ndarray:
         """Indices of ``n`` rows of ``Xs`` (standardised features of unlabelled candidates) to label next, best first.
@@ -598,7 +614,7 @@ class KernelModel(MatGLModel):
         K = kernel_matrix(Xs, self.basis.numpy(), self.kernel, self.gamma)
         Q = self._explained(K)
         C = kernel_matrix(Xs, None, self.kernel, self.gamma) - Q @ Q.T
-        w = self._scale(K) ** 2
+        w = self._scale(K, Xs) ** 2
         picked: list[int] = []
         for _ in range(min(n, P)):
             d = np.clip(np.diag(C), 0.0, None) + self.alpha
@@ -718,14 +734,28 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
     B = Xs if basis_idx is None else Xs[basis_idx]
     Kfit = kernel_matrix(Xs, None if basis_idx is None else B, kernel, gamma)
     Kmm = None if basis_idx is None else kernel_matrix(B, None, kernel, gamma)
-    scale = _scale_model(system, r / np.sqrt(v), Kfit, Kmm)
+    # the scale model: the mean's kernel at its γ, or each other searched kernel at the γ the grid found best for it
+    candidates = [(kernel, gamma, Kfit, Kmm, system)]
+    for other, best in res["best_by_kernel"].items():
+        if other != kernel:
+            candidates.append((other, best["gamma"], kernel_matrix(Xs, None if basis_idx is None else B, other,
+                                                                   best["gamma"]),
+                               None if basis_idx is None else kernel_matrix(B, None, other, best["gamma"]),
+                               best["system"]))
+    scale = _scale_model(r / np.sqrt(v), candidates)
+    if scale["kernel"] == kernel and scale["gamma"] == gamma:
+        Ks = Ksmm = None  # the mean's own kernel matrices
+    else:
+        Ks = kernel_matrix(Xs, None if basis_idx is None else B, scale["kernel"], scale["gamma"])
+        Ksmm = None if basis_idx is None else kernel_matrix(B, None, scale["kernel"], scale["gamma"])
     # calibration (s and the interval multipliers) on out-of-fold predictions: see cross_fitted_scores
-    r_cal, sigma_cal = cross_fitted_scores(Kfit, yc, alpha, scale["alpha"], Kmm, seed=seed,
-                                           scale_gamma_factor=scale["gamma_factor"])
+    r_cal, sigma_cal = cross_fitted_scores(Kfit, yc, alpha, scale["alpha"], Kmm, seed=seed, scale_K=Ks,
+                                           scale_Kmm=Ksmm)
     s = calibrate_scale(r_cal, sigma_cal, calibration_level)
     model = KernelModel(encoder, target=target, units=units, layers=layers, pooling=pooling, kernel=kernel,
                         gamma=gamma, alpha=alpha, approximation="nystrom" if nystrom else "exact",
-                        n_basis=len(B), n_features=X.shape[1], scale_gamma=scale["gamma_factor"] * gamma)
+                        n_basis=len(B), n_features=X.shape[1], scale_gamma=scale["gamma"],
+                        scale_kernel=scale["kernel"])
     with torch.no_grad():
         for name, value in (("basis", B), ("coef", system.coef(yc, alpha)), ("feature_mean", mu),
                             ("feature_scale", sd), ("scale_coef", scale["coef"])):
@@ -746,7 +776,7 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
     k68, k90 = model.interval_multiplier(0.68), model.interval_multiplier(0.9)
     report = {"kernel": kernel, "gamma": gamma, "alpha": alpha, "prior_mean": y_mean, "loo_mae": res["cv_mae"],
               "std_scale": s,
-              "scale_alpha": scale["alpha"], "scale_gamma": scale["gamma_factor"] * gamma,
+              "scale_kernel": scale["kernel"], "scale_alpha": scale["alpha"], "scale_gamma": scale["gamma"],
               "calibration_level": calibration_level,
               "calibration": f"{min(CALIBRATION_FOLDS, len(y))}-fold cross-fitted",
               "calibration_coverage_68": float(np.mean(z <= k68)),

@@ -213,7 +213,7 @@ def greedy_batch(model, Xs_pool: np.ndarray, k: int) -> np.ndarray:
     Kpb = kernel_matrix(Xs_pool, B, model.kernel, model.gamma)
     Q = model._explained(Kpb)  # Q Qᵀ = Kpb (K + αI)⁻¹ Kpbᵀ
     vf = 1.0 - np.einsum("ij,ij->i", Q, Q)  # latent posterior variance
-    a = model._scale(Kpb)  # the scale model a(x)
+    a = model._scale(Kpb, Xs_pool)  # the scale model a(x)
     alpha, cols, picked = model.alpha, [], []
     for _ in range(min(k, len(Xs_pool))):
         score = a * np.sqrt(np.clip(vf, 0.0, None) + alpha)
