@@ -314,7 +314,7 @@ def _scale_model(z: np.ndarray, candidates: list) -> dict:
     or rows × landmarks and the landmarks' own) and their decomposition when already made (else ``None``). The kernel,
     the width ``factor · γ_k`` (``factor`` in :data:`SCALE_GAMMA_FACTORS`; the ``factor``-th power of ``K`` is that
     kernel) and ``α`` (in :data:`SCALE_ALPHAS`) are those of smallest leave-one-out MAE (ties keep the first). Returns
-    the kernel, width, ``α``, coefficients, mean and floor."""
+    the kernel, width, ``α``, coefficients, mean, floor and the chosen kernel's matrices ``K``/``Kmm``."""
     t = np.abs(z)
     mean = float(t.mean())
     best = None
@@ -325,10 +325,11 @@ def _scale_model(z: np.ndarray, candidates: list) -> dict:
             maes = np.mean(np.abs(s.loo_many(t - mean, SCALE_ALPHAS)[0]), axis=0)
             for a, mae in zip(SCALE_ALPHAS, maes):
                 if best is None or mae < best[0]:
-                    best = (float(mae), kernel, float(factor * gamma), float(a), s)
-    _, kernel, gamma, alpha, s = best
+                    best = (float(mae), kernel, float(factor * gamma), float(a), s, K, Kmm, factor)
+    _, kernel, gamma, alpha, s, K, Kmm, factor = best
     return {"kernel": kernel, "gamma": gamma, "alpha": alpha, "mean": mean, "floor": SCALE_FLOOR * mean,
-            "coef": s.coef(t - mean, alpha)}
+            "coef": s.coef(t - mean, alpha), "K": _widen(K, factor),
+            "Kmm": None if Kmm is None else _widen(Kmm, factor)}
 
 
 def _widen(K: np.ndarray, factor: float) -> np.ndarray:
@@ -743,11 +744,8 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
                                None if basis_idx is None else kernel_matrix(B, None, other, best["gamma"]),
                                best["system"]))
     scale = _scale_model(r / np.sqrt(v), candidates)
-    if scale["kernel"] == kernel and scale["gamma"] == gamma:
-        Ks = Ksmm = None  # the mean's own kernel matrices
-    else:
-        Ks = kernel_matrix(Xs, None if basis_idx is None else B, scale["kernel"], scale["gamma"])
-        Ksmm = None if basis_idx is None else kernel_matrix(B, None, scale["kernel"], scale["gamma"])
+    # (None: the mean's own kernel matrices, whose decomposition the cross-fitting then shares with the mean)
+    Ks, Ksmm = (None, None) if scale["kernel"] == kernel and scale["gamma"] == gamma else (scale["K"], scale["Kmm"])
     # calibration (s and the interval multipliers) on out-of-fold predictions: see cross_fitted_scores
     r_cal, sigma_cal = cross_fitted_scores(Kfit, yc, alpha, scale["alpha"], Kmm, seed=seed, scale_K=Ks,
                                            scale_Kmm=Ksmm)
