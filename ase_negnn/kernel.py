@@ -7,17 +7,17 @@ paper's grid by **exact leave-one-out** CV (one eigendecomposition per kernel an
 structure then costs a matrix-vector product). The prior mean is 0, as in scikit-learn's ``KernelRidge`` (the paper),
 or the training mean, whichever the leave-one-out error prefers (both share the decompositions).
 
-Read as a Gaussian process with prior covariance ``k`` and noise variance ``α`` (the same posterior mean as the
-kernel ridge), a new structure's predictive variance is ``v(x) = 1 + α - k*ᵀ (K + α I)⁻¹ k*`` in units of an unknown
-scale. Where the data are noisier than elsewhere (metals vs insulators for a gap), ``v`` alone ranks errors poorly,
-so the reported standard deviation is ``s · a(x) · sqrt(v(x))``: ``a`` is a second kernel ridge (its kernel type,
-width and ``α`` chosen by its leave-one-out error: each searched kernel at the ``γ`` the grid found best for it on the
-labels times a factor in :data:`SCALE_GAMMA_FACTORS`) fitted to the absolute leave-one-out z-scores ``|r_i| / sqrt(v_i)`` (exact leave-one-out residual
-``r_i`` and variance ``v_i = 1/[(K + αI)⁻¹]_ii``), and ``s`` makes ``calibration_level`` (default 90 %) of the training
-residuals fall inside the Gaussian interval of that level. The calibration residuals and stds are **cross-fitted**
-(:func:`cross_fitted_scores`: each of 5 folds predicted by the mean, variance and scale models refitted without its
-labels), not leave-one-out: the scale model learns from the other points' leave-one-out residuals, which were computed
-with point ``i``'s label, so leave-one-out scores flatter outliers. No held-out labels are used.
+Read as a Gaussian process with prior covariance ``k`` and noise variance ``α`` (the same posterior mean as the kernel
+ridge), a new structure's predictive variance is ``v(x) = 1 + α - k*ᵀ (K + α I)⁻¹ k*`` in units of an unknown scale.
+Where the data are noisier than elsewhere (metals vs insulators for a gap), ``v`` alone ranks errors poorly, so the
+reported standard deviation is ``s · a(x) · sqrt(v(x))``: ``a`` is a second kernel ridge (its kernel type, width and
+``α`` chosen by its leave-one-out error: each searched kernel at the ``γ`` the grid found best for it on the labels
+times a factor in :data:`SCALE_GAMMA_FACTORS`) fitted to the absolute leave-one-out z-scores ``|r_i| / sqrt(v_i)``
+(exact leave-one-out residual ``r_i`` and variance ``v_i = 1/[(K + αI)⁻¹]_ii``), and ``s`` makes ``calibration_level``
+(default 90 %) of the training residuals fall inside the Gaussian interval of that level. The calibration residuals and
+stds are **cross-fitted** (:func:`cross_fitted_scores`: each of 5 folds predicted by the mean, variance and scale models
+refitted without its labels), not leave-one-out: the scale model learns from the other points' leave-one-out residuals,
+which were computed with point ``i``'s label, so leave-one-out scores flatter outliers. No held-out labels are used.
 
 Errors are rarely Gaussian (a transition temperature's are heavy-tailed: a Gaussian interval right at 90 % is too wide
 at 68 %), so central intervals do not assume it: ``mean ± k(level) · std`` with ``k`` the conformal quantile of the
@@ -184,10 +184,10 @@ def loo_grid_search(X: np.ndarray, y: np.ndarray, kernels=KERNELS, alphas=ALPHAS
     -------
     dict
         ``kernel``, ``gamma``, ``alpha``, ``offset``, ``cv_mae`` of the best point (ties keep the first in (kernel, γ,
-        α, offset) order), ``scores`` ``{(kernel, γ, α): LOO MAE}`` of the first offset, ``best_by_kernel`` ``{kernel: {gamma, cv_mae,
-        system}}`` (each kernel's own best point and its decomposition), and at the best point the LOO
-        residuals ``loo_residuals``, the unit-scale LOO predictive variances ``loo_variances`` and the decomposed
-        ``system``.
+        α, offset) order), ``scores`` ``{(kernel, γ, α): LOO MAE}`` of the first offset, ``best_by_kernel``
+        ``{kernel: {gamma, cv_mae, system}}`` (each kernel's own best point and its decomposition), and at the best
+        point the LOO residuals ``loo_residuals``, the unit-scale LOO predictive variances ``loo_variances`` and the
+        decomposed ``system``.
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
