@@ -185,9 +185,9 @@ def loo_grid_search(X: np.ndarray, y: np.ndarray, kernels=KERNELS, alphas=ALPHAS
     dict
         ``kernel``, ``gamma``, ``alpha``, ``offset``, ``cv_mae`` of the best point (ties keep the first in (kernel, γ,
         α, offset) order), ``scores`` ``{(kernel, γ, α): LOO MAE}`` of the first offset, ``best_by_kernel``
-        ``{kernel: {gamma, cv_mae, system}}`` (each kernel's own best point and its decomposition), and at the best
-        point the LOO residuals ``loo_residuals``, the unit-scale LOO predictive variances ``loo_variances`` and the
-        decomposed ``system``.
+        ``{kernel: {gamma, cv_mae, system, K, Kmm}}`` (each kernel's own best point, its decomposition and kernel
+        matrices: rows × rows, or rows × landmarks and the landmarks' own), and at the best point the LOO residuals
+        ``loo_residuals``, the unit-scale LOO predictive variances ``loo_variances`` and the decomposed ``system``.
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -198,7 +198,9 @@ def loo_grid_search(X: np.ndarray, y: np.ndarray, kernels=KERNELS, alphas=ALPHAS
         D = distances(X, basis, kernel)
         Dmm = None if basis is None else distances(basis, None, kernel)
         for gamma in gammas:
-            system = _System(np.exp(-float(gamma) * D), None if Dmm is None else np.exp(-float(gamma) * Dmm))
+            K = np.exp(-float(gamma) * D)
+            Kmm = None if Dmm is None else np.exp(-float(gamma) * Dmm)
+            system = _System(K, Kmm)
             loo = [system.loo_many(y - offset, alphas) for offset in offsets]
             maes = [np.mean(np.abs(r), axis=0) for r, _ in loo]
             for j, a in enumerate(alphas):
@@ -208,7 +210,8 @@ def loo_grid_search(X: np.ndarray, y: np.ndarray, kernels=KERNELS, alphas=ALPHAS
                     if k == 0:
                         scores[key] = mae
                     if np.isfinite(mae) and (kernel not in by_kernel or mae < by_kernel[kernel]["cv_mae"]):
-                        by_kernel[kernel] = {"gamma": float(gamma), "cv_mae": mae, "system": system}
+                        by_kernel[kernel] = {"gamma": float(gamma), "cv_mae": mae, "system": system, "K": K,
+                                             "Kmm": Kmm}
                     if np.isfinite(mae) and (best is None or mae < best[0]):
                         best = (mae, (*key, float(offset)), loo[k][0][:, j], loo[k][1][:, j], system)
     if best is None:
@@ -733,16 +736,11 @@ def fit_kernel_model(X: np.ndarray, y: np.ndarray, encoder: CGCNNEncoder, target
     yc = y - y_mean
     r, v = res["loo_residuals"], res["loo_variances"]
     B = Xs if basis_idx is None else Xs[basis_idx]
-    Kfit = kernel_matrix(Xs, None if basis_idx is None else B, kernel, gamma)
-    Kmm = None if basis_idx is None else kernel_matrix(B, None, kernel, gamma)
+    Kfit, Kmm = res["best_by_kernel"][kernel]["K"], res["best_by_kernel"][kernel]["Kmm"]  # the grid's own matrices
     # the scale model: the mean's kernel at its γ, or each other searched kernel at the γ the grid found best for it
     candidates = [(kernel, gamma, Kfit, Kmm, system)]
-    for other, best in res["best_by_kernel"].items():
-        if other != kernel:
-            candidates.append((other, best["gamma"], kernel_matrix(Xs, None if basis_idx is None else B, other,
-                                                                   best["gamma"]),
-                               None if basis_idx is None else kernel_matrix(B, None, other, best["gamma"]),
-                               best["system"]))
+    candidates += [(other, best["gamma"], best["K"], best["Kmm"], best["system"])
+                   for other, best in res["best_by_kernel"].items() if other != kernel]
     scale = _scale_model(r / np.sqrt(v), candidates)
     # (None: the mean's own kernel matrices, whose decomposition the cross-fitting then shares with the mean)
     Ks, Ksmm = (None, None) if scale["kernel"] == kernel and scale["gamma"] == gamma else (scale["K"], scale["Kmm"])
