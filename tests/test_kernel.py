@@ -239,7 +239,7 @@ def test_scale_model_kernel_is_the_leave_one_out_best_of_the_searched_kernels(ra
     leave-one-out MAE of |z| over both kernels, each at the γ the grid found best for it on the labels times a factor
     in SCALE_GAMMA_FACTORS (its leave-one-out by explicit refits here); on this noise level, a step in one input, that
     is the Laplacian kernel while the mean's is rbf. Fails when the scale model keeps the mean's kernel (held-out
-    splits, Spearman(|error|, std): HSE gap 0.313 -> 0.335, MAGNDATA Tc 0.613 -> 0.626 with the choice). The kernel
+    splits, Spearman(|error|, std): HSE gap 0.316 -> 0.340, MAGNDATA Tc 0.613 -> 0.630 with the choice). The kernel
     survives save/load: the reloaded model gives the same std."""
     from ase_negnn.models import load_model
 
