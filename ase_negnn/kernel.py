@@ -146,16 +146,25 @@ class _System:
         """:meth:`loo` for every ``α`` of ``alphas`` at once: ``(n, len(alphas))`` residuals and variances, two
         matrix products in all (one ``α`` at a time re-squared the eigenvectors for each)."""
         alphas = np.asarray(alphas, dtype=np.float64)
+        inv, diag = self._diagonals(alphas)
         if not self.nystrom:
-            inv = 1.0 / (self.lam[:, None] + alphas[None, :])
             c = self.V @ (inv * (self.V.T @ y)[:, None])
-            g = np.square(self.V) @ inv
-            return c / g, 1.0 / g
-        inv = 1.0 / (self.s[:, None] + alphas[None, :])
-        h = np.square(self.E) @ inv
+            return c / diag, 1.0 / diag
+        h = diag
         fitted = self.E @ (inv * (self.E.T @ y)[:, None])
         one_minus = np.clip(1.0 - h, 1e-12, None)
         return (y[:, None] - fitted) / one_minus, alphas / one_minus + self.prior_gap[:, None]
+
+    def _diagonals(self, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The label-independent part of :meth:`loo_many` for ``alphas``: ``1/(λ + α)`` and the diagonals of
+        ``(K + αI)⁻¹`` (exact) or of the hat matrix (Nyström), kept for the last ``alphas`` (the grid search asks for
+        the same ones once per prior-mean offset)."""
+        key = alphas.tobytes()
+        if getattr(self, "_diag_key", None) != key:
+            inv = 1.0 / ((self.s if self.nystrom else self.lam)[:, None] + alphas[None, :])
+            self._diag = inv, np.square(self.E if self.nystrom else self.V) @ inv
+            self._diag_key = key
+        return self._diag
 
     def coef(self, y: np.ndarray, alpha: float) -> np.ndarray:
         """Coefficients ``c`` over the basis: prediction ``k(x, basis) · c``."""
